@@ -1,0 +1,13 @@
+"""The transfer stage as a Prefect flow."""
+
+from typing import Any
+
+from prefect import flow
+
+from flows.common import run_gated
+
+
+@flow(name="liftshift-transfer", log_prints=True)
+def transfer(plan: str = "migration.yaml") -> dict[str, Any]:
+    """Run the transfer stage of a plan."""
+    return run_gated("transfer", plan)

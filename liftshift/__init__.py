@@ -1,0 +1,1 @@
+"""liftshift: move a PostgreSQL estate into BigQuery, and prove it."""

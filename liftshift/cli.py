@@ -1,0 +1,162 @@
+"""`liftshift …`: the command line (typer + rich)."""
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table as RichTable
+
+from liftshift import lifecycle, transfer
+from liftshift.errors import LiftshiftError
+from liftshift.ledger import Ledger
+from liftshift.plan import Plan, load_plan
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+PlanArg = Annotated[Path, typer.Argument(help="the plan file (YAML)")]
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Print liftshift's own errors as one line and exit 2, with no traceback."""
+    try:
+        yield
+    except LiftshiftError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _summary(outcomes: list[lifecycle.StageOutcome]) -> None:
+    table = RichTable(title="liftshift")
+    for column in ("stage", "gate", "rows", "seconds", "report"):
+        table.add_column(column)
+    for o in outcomes:
+        gate = "[green]passed[/]" if o.report.gate.passed else "[red]FAILED[/]"
+        table.add_row(o.report.stage, gate, f"{o.report.rows:,}", f"{o.report.seconds:.1f}", str(o.path))
+    console.print(table)
+    for o in outcomes:
+        for reason in o.report.gate.reasons:
+            console.print(f"[red]{o.report.stage}:[/] {reason}")
+
+
+def _finish(outcomes: list[lifecycle.StageOutcome]) -> None:
+    _summary(outcomes)
+    if not all(o.report.gate.passed for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _stage_command(name: str) -> Callable[[Path], None]:
+    def command(plan: PlanArg) -> None:
+        with _user_errors():
+            loaded = load_plan(plan)
+            _finish([lifecycle.run_stage(name, loaded)])
+
+    command.__doc__ = f"Run the {name} stage of PLAN."
+    return command
+
+
+for _name in ("assess", "validate", "benchmark", "golive", "monitor"):
+    app.command(name=_name)(_stage_command(_name))
+
+
+@contextmanager
+def _progress() -> Iterator[transfer.Progress]:
+    """A rich progress bar per table, fed by transfer's progress callback."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def update(table: str, done: int, total: int) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(table, total=total)
+            bar.update(tasks[table], completed=done, total=total)
+
+        yield update
+
+
+@app.command("transfer")
+def transfer_command(plan: PlanArg) -> None:
+    """Run the transfer stage of PLAN, with progress per table."""
+    with _user_errors(), _progress() as progress:
+        outcome = lifecycle.run_stage("transfer", load_plan(plan), progress=progress)
+    _finish([outcome])
+
+
+def _run_lifecycle(plan: Plan) -> list[lifecycle.StageOutcome]:
+    with _progress() as progress:
+        return lifecycle.run_all(plan, progress=progress, announce=lambda s: console.print(f"[bold]{s}[/] …"))
+
+
+@app.command("run")
+def run_command(plan: PlanArg) -> None:
+    """Run the whole lifecycle of PLAN, stopping at the first failed gate."""
+    with _user_errors():
+        _finish(_run_lifecycle(load_plan(plan)))
+
+
+@app.command("status")
+def status_command(
+    plan: PlanArg, as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False
+) -> None:
+    """Show each stage's latest report from the ledger."""
+    with _user_errors():
+        loaded = load_plan(plan)
+        ledger = Ledger(loaded.ledger_url())
+        latest = {s: ledger.latest_report(loaded.name, s) for s in lifecycle.STAGES}
+        if as_json:
+            print(json.dumps({s: r.body if r else None for s, r in latest.items()}, indent=2))
+            return
+        table = RichTable(title=f"{loaded.name} — ledger {ledger.location()}")
+        for column in ("stage", "gate", "when", "rows"):
+            table.add_column(column)
+        for stage, r in latest.items():
+            if r is None:
+                table.add_row(stage, "-", "never", "-")
+            else:
+                gate = "[green]passed[/]" if r.passed else "[red]FAILED[/]"
+                table.add_row(stage, gate, f"{r.created_at:%Y-%m-%d %H:%M:%S}", f"{r.body.get('rows', 0):,}")
+        console.print(table)
+
+
+@app.command("demo")
+def demo_command(
+    rows: Annotated[int, typer.Option(help="rows in the fact table")] = 1_000_000,
+    plan: Annotated[Path, typer.Option(help="the demo plan")] = Path("migration.yaml"),
+) -> None:
+    """Start an embedded PostgreSQL, seed a legacy shop, and run every stage into local BigQuery."""
+    from liftshift import demo
+
+    with _user_errors():
+        state = plan.resolve().parent / ".liftshift"
+        console.print("[bold]starting[/] embedded PostgreSQL …")
+        url = demo.start_postgres(state / "demo-postgres")
+        console.print(f"[bold]seeding[/] {rows:,} order items …")
+        demo.seed(url, rows)
+        os.environ["LIFTSHIFT_DEMO_SOURCE_URL"] = url
+        loaded = load_plan(plan)
+        _forget_state(loaded)
+        _finish(_run_lifecycle(loaded))
+
+
+def _forget_state(plan: Plan) -> None:
+    """Start the demo afresh: its ledger and its local warehouse go."""
+    ledger_file = plan.state_dir() / f"{plan.name}.db"
+    ledger_file.unlink(missing_ok=True)
+    shutil.rmtree(plan.state_dir() / "bigquery", ignore_errors=True)
+
+
+def main() -> None:
+    """Entry point."""
+    app()

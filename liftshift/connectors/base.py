@@ -1,0 +1,118 @@
+"""The contracts every connector keeps: Arrow at the boundary, fingerprints that agree."""
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pyarrow as pa
+
+from liftshift.types import Canonical, Mapping, arrow_type
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A table's schema and name in the source."""
+
+    schema: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its source type and where that type maps to."""
+
+    name: str
+    source_type: str
+    nullable: bool
+    mapping: Mapping
+
+    @property
+    def canonical(self) -> Canonical:
+        """The canonical type; only columns without a blocker are ever moved."""
+        if self.mapping.canonical is None:
+            raise ValueError(f"column {self.name} ({self.source_type}) has no mapping")
+        return self.mapping.canonical
+
+    def arrow_type(self) -> pa.DataType:
+        """The Arrow type values of this column travel as."""
+        return arrow_type(self.canonical, self.mapping.precision, self.mapping.scale)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A source table as the catalog describes it."""
+
+    ref: TableRef
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+    row_estimate: int = 0
+    total_bytes: int = 0
+    foreign_keys: tuple[str, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        """The table's name, which is also its name in the target."""
+        return self.ref.name
+
+    def column(self, name: str) -> Column:
+        """The column called name."""
+        return next(c for c in self.columns if c.name == name)
+
+    def arrow_schema(self) -> pa.Schema:
+        """The Arrow schema batches of this table carry."""
+        return pa.schema([pa.field(c.name, c.arrow_type(), c.nullable) for c in self.columns])
+
+
+@dataclass(frozen=True)
+class KeyRange:
+    """Rows whose integer key is in [low, high); None leaves that side open."""
+
+    column: str
+    low: int | None = None
+    high: int | None = None
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """A range's row count and the sum modulo 2**64 of its rows' 64-bit hashes."""
+
+    rows: int
+    checksum: int
+
+
+@dataclass(frozen=True)
+class TargetColumn:
+    """A column as the target reports it, for schema parity."""
+
+    name: str
+    type: str
+    nullable: bool
+
+
+class Source(Protocol):
+    """A database liftshift migrates from."""
+
+    def catalog(self, patterns: Iterable[str] = ("*",)) -> list[Table]: ...
+    def read(self, table: Table, key_range: KeyRange | None) -> Iterator[pa.RecordBatch]: ...
+    def fingerprint(self, table: Table, key_range: KeyRange | None) -> Fingerprint: ...
+    def key_bounds(self, table: Table, column: str) -> tuple[int, int] | None: ...
+    def row_count(self, table: Table) -> int: ...
+    def query(self, sql: str) -> pa.Table: ...
+    def close(self) -> None: ...
+
+
+class Target(Protocol):
+    """A warehouse liftshift migrates into."""
+
+    dialect: str
+
+    def prepare(self, table: Table) -> None: ...
+    def write(self, table: Table, data: pa.Table, key_range: KeyRange | None) -> int: ...
+    def fingerprint(self, table: Table, key_range: KeyRange | None) -> Fingerprint: ...
+    def columns(self, table: Table) -> list[TargetColumn]: ...
+    def expected_type(self, column: Column) -> str: ...
+    def query(self, sql: str) -> pa.Table: ...
+    def close(self) -> None: ...

@@ -1,0 +1,128 @@
+"""BigQuery as a target, through google-cloud-bigquery: Parquet load jobs, queries, fingerprints."""
+
+import tempfile
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from google.api_core import exceptions as gexc
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import bigquery
+
+from liftshift import fingerprint as fp
+from liftshift.connectors.base import Column, Fingerprint, KeyRange, Table, TargetColumn
+from liftshift.errors import ConnectError, PlanError
+from liftshift.types import bigquery_type
+
+# The API reports legacy type names; parity compares standard ones.
+_STANDARD = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
+
+
+def parse_url(url: str) -> tuple[str, str, str | None]:
+    """Split bigquery://PROJECT/DATASET[?endpoint=…] into project, dataset and endpoint."""
+    parsed = urlparse(url)
+    dataset = parsed.path.strip("/")
+    if not parsed.netloc or not dataset or "/" in dataset:
+        raise PlanError(f"target.url '{url}' must look like bigquery://PROJECT/DATASET")
+    endpoint = parse_qs(parsed.query).get("endpoint", [None])[0]
+    return parsed.netloc, dataset, endpoint
+
+
+class BigQueryTarget:
+    """A BigQuery dataset liftshift writes into (real, or a local endpoint)."""
+
+    dialect = "bigquery"
+
+    def __init__(self, project: str, dataset: str, endpoint: str | None = None) -> None:
+        self.project = project
+        self.dataset = dataset
+        if endpoint:
+            self.client = bigquery.Client(
+                project=project,
+                credentials=AnonymousCredentials(),
+                client_options=ClientOptions(api_endpoint=endpoint),
+            )
+        else:
+            self.client = bigquery.Client(project=project)
+        try:
+            self.client.create_dataset(dataset, exists_ok=True, timeout=30)
+        except (gexc.GoogleAPIError, OSError) as exc:
+            where = endpoint or "BigQuery"
+            raise ConnectError(
+                f"cannot reach dataset {project}.{dataset} at {where}: {exc}; check target.url "
+                "and credentials (gcloud auth application-default login)"
+            ) from None
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self.client.close()
+
+    def table_id(self, table: Table) -> str:
+        """The table's full id, project.dataset.table."""
+        return f"{self.project}.{self.dataset}.{table.name}"
+
+    def relation(self, table: Table) -> str:
+        """The quoted table name for SQL."""
+        return f"`{self.table_id(table)}`"
+
+    def schema(self, table: Table) -> list[bigquery.SchemaField]:
+        """The mapped BigQuery schema of a source table."""
+        return [
+            bigquery.SchemaField(
+                c.name,
+                bigquery_type(c.canonical, c.mapping.precision, c.mapping.scale),
+                mode="NULLABLE" if c.nullable else "REQUIRED",
+            )
+            for c in table.columns
+        ]
+
+    def prepare(self, table: Table) -> None:
+        """Create the table with mapped types unless it exists."""
+        ref = bigquery.Table(self.table_id(table), schema=self.schema(table))
+        self.client.create_table(ref, exists_ok=True)
+
+    def write(self, table: Table, data: pa.Table, key_range: KeyRange | None) -> int:
+        """Replace a key range by data: delete the range, then one Parquet load job."""
+        if key_range is not None:
+            where = fp.range_predicate("bigquery", key_range)
+            self.client.query(f"DELETE FROM {self.relation(table)} WHERE {where}").result()
+        disposition = "WRITE_APPEND" if key_range is not None else "WRITE_TRUNCATE"
+        config = bigquery.LoadJobConfig(
+            source_format="PARQUET", schema=self.schema(table), write_disposition=disposition
+        )
+        with tempfile.TemporaryDirectory(prefix="liftshift-stage-") as tmp:
+            path = Path(tmp) / f"{table.name}.parquet"
+            pq.write_table(data, path)
+            with path.open("rb") as fh:
+                job = self.client.load_table_from_file(fh, self.table_id(table), job_config=config)
+            job.result()
+        return data.num_rows
+
+    def fingerprint(self, table: Table, key_range: KeyRange | None) -> Fingerprint:
+        """Row count and checksum of a key range, computed inside BigQuery."""
+        sql = fp.fingerprint_sql("bigquery", self.relation(table), table.columns, key_range)
+        row = next(iter(self.client.query(sql).result()))
+        return fp.combine(row["n"], row["hi"], row["lo"])
+
+    def columns(self, table: Table) -> list[TargetColumn]:
+        """The table's columns as BigQuery describes them (empty when it does not exist)."""
+        try:
+            found = self.client.get_table(self.table_id(table))
+        except gexc.NotFound:
+            return []
+        return [
+            TargetColumn(f.name, _STANDARD.get(f.field_type, f.field_type), f.mode != "REQUIRED")
+            for f in found.schema
+        ]
+
+    def expected_type(self, column: Column) -> str:
+        """The type name this target reports for a mapped column."""
+        return bigquery_type(column.canonical, column.mapping.precision, column.mapping.scale)
+
+    def query(self, sql: str) -> pa.Table:
+        """Run a query (names resolve in the target dataset) and return its result as Arrow."""
+        config = bigquery.QueryJobConfig(default_dataset=f"{self.project}.{self.dataset}")
+        result = self.client.query(sql, job_config=config).result()
+        return result.to_arrow(create_bqstorage_client=False)

@@ -1,0 +1,195 @@
+"""PostgreSQL as a source: catalog, Arrow reads by COPY, fingerprints pushed down as SQL."""
+
+import fnmatch
+import io
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from liftshift import fingerprint as fp
+from liftshift.connectors.base import Column, Fingerprint, KeyRange, Table, TableRef
+from liftshift.errors import ConnectError, PlanError
+from liftshift.redact import redact
+from liftshift.types import Canonical, map_postgres
+
+_SESSION = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 1"
+
+_TABLES_SQL = """
+SELECT c.oid, c.relname, greatest(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+ORDER BY c.relname
+"""
+_COLUMNS_SQL = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull
+FROM pg_attribute a WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+_PKEY_SQL = """
+SELECT a.attname FROM pg_index i
+JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON TRUE
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = %s AND i.indisprimary ORDER BY k.ord
+"""
+_FKEY_SQL = """
+SELECT DISTINCT confrelid::regclass::text FROM pg_constraint
+WHERE conrelid = %s AND contype = 'f' AND confrelid <> conrelid
+"""
+
+
+def connect(url: str) -> psycopg.Connection[Any]:
+    """Open a connection in UTC with ISO dates, or raise ConnectError saying what to check."""
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
+        raise ConnectError(
+            f"cannot connect to PostgreSQL at {redact(url)}: {reason}; "
+            "check source.url (host, port, database, user) and that the server is running"
+        ) from None
+    conn.execute(_SESSION)
+    return conn
+
+
+class PostgresSource:
+    """A PostgreSQL schema liftshift reads from."""
+
+    dialect = "postgres"
+
+    def __init__(self, url: str, schema: str = "public") -> None:
+        self.url = url
+        self.schema = schema
+        self.conn = connect(url)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def catalog(self, patterns: Iterable[str] = ("*",)) -> list[Table]:
+        """The schema's tables matching any pattern; a literal name that is absent is an error."""
+        patterns = list(patterns)
+        rows = self.conn.execute(_TABLES_SQL, (self.schema,)).fetchall()
+        if not rows and not self._schema_exists():
+            raise PlanError(f"source schema '{self.schema}' does not exist; check source.schema")
+        names = [r[1] for r in rows]
+        for pattern in patterns:
+            if not fnmatch.filter(names, pattern):
+                raise PlanError(
+                    f"no table in source schema '{self.schema}' matches '{pattern}' "
+                    f"(tables: {', '.join(names) or 'none'}); correct 'tables' in the plan"
+                )
+        wanted = [r for r in rows if any(fnmatch.fnmatchcase(r[1], p) for p in patterns)]
+        return [self._describe(oid, name, est, size) for oid, name, est, size in wanted]
+
+    def _schema_exists(self) -> bool:
+        sql = "SELECT 1 FROM pg_namespace WHERE nspname = %s"
+        return self.conn.execute(sql, (self.schema,)).fetchone() is not None
+
+    def _describe(self, oid: int, name: str, estimate: int, size: int) -> Table:
+        columns = tuple(
+            Column(col, typ, nullable, map_postgres(typ))
+            for col, typ, nullable in self.conn.execute(_COLUMNS_SQL, (oid,)).fetchall()
+        )
+        pkey = tuple(r[0] for r in self.conn.execute(_PKEY_SQL, (oid,)).fetchall())
+        fkeys = tuple(r[0] for r in self.conn.execute(_FKEY_SQL, (oid,)).fetchall())
+        return Table(TableRef(self.schema, name), columns, pkey, estimate, size, fkeys)
+
+    def relation(self, table: Table) -> str:
+        """The quoted schema-qualified name."""
+        return f"{fp.quote('postgres', self.schema)}.{fp.quote('postgres', table.name)}"
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Run the enclosed reads in one repeatable-read snapshot."""
+        with self.conn.transaction():
+            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield
+
+    def read(self, table: Table, key_range: KeyRange | None) -> Iterator[pa.RecordBatch]:
+        """Read a key range as Arrow record batches with the table's exact schema."""
+        yield from self.read_table(table, key_range).to_batches()
+
+    def read_table(self, table: Table, key_range: KeyRange | None) -> pa.Table:
+        """Read a key range into one Arrow table: CSV COPY parsed with an explicit schema."""
+        select = ", ".join(_projection(c) for c in table.columns)
+        where = fp.range_predicate("postgres", key_range)
+        sql = f"COPY (SELECT {select} FROM {self.relation(table)} WHERE {where}) TO STDOUT (FORMAT csv)"
+        buf = io.BytesIO()
+        with self.conn.cursor() as cur, cur.copy(sql) as copy:
+            for block in copy:
+                buf.write(block)
+        if buf.tell() == 0:
+            return table.arrow_schema().empty_table()
+        buf.seek(0)
+        return _parse_csv(buf, table)
+
+    def fingerprint(self, table: Table, key_range: KeyRange | None) -> Fingerprint:
+        """Row count and checksum of a key range, computed inside PostgreSQL."""
+        sql = fp.fingerprint_sql("postgres", self.relation(table), table.columns, key_range)
+        n, hi, lo = self.conn.execute(sql).fetchone() or (0, 0, 0)
+        return fp.combine(n, hi, lo)
+
+    def key_bounds(self, table: Table, column: str) -> tuple[int, int] | None:
+        """The smallest and largest value of an integer key, or None when the table is empty."""
+        col = fp.quote("postgres", column)
+        row = self.conn.execute(f"SELECT min({col}), max({col}) FROM {self.relation(table)}")
+        low, high = row.fetchone() or (None, None)
+        return None if low is None or high is None else (int(low), int(high))
+
+    def row_count(self, table: Table) -> int:
+        """The exact number of rows."""
+        row = self.conn.execute(f"SELECT count(*) FROM {self.relation(table)}").fetchone()
+        return int(row[0]) if row else 0
+
+    def query(self, sql: str) -> pa.Table:
+        """Run a query and return its result as Arrow."""
+        with self.conn.cursor() as cur:
+            cur.execute(sql)
+            names = [d.name for d in cur.description or []]
+            rows = cur.fetchall()
+        return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
+
+
+def _projection(column: Column) -> str:
+    """How a column is selected so that its CSV text parses exactly into Arrow."""
+    col = fp.quote("postgres", column.name)
+    if column.canonical is Canonical.BYTES:
+        return f"encode({col}, 'hex')"
+    if column.canonical is Canonical.JSON:
+        return f"{col}::jsonb::text"
+    if column.canonical is Canonical.STRING:
+        return f"{col}::text"  # char(n) loses its padding, uuid gets its canonical text
+    return col
+
+
+def _parse_csv(buf: io.BytesIO, table: Table) -> pa.Table:
+    """Parse COPY's CSV with the table's schema; bytes arrive as hex and are decoded here."""
+    schema = table.arrow_schema()
+    read_types = {f.name: pa.string() if f.type == pa.binary() else f.type for f in schema}
+    parsed = pacsv.read_csv(
+        buf,
+        read_options=pacsv.ReadOptions(column_names=schema.names, block_size=1 << 24),
+        convert_options=pacsv.ConvertOptions(
+            column_types=read_types,
+            true_values=["t"],
+            false_values=["f"],
+            # COPY writes NULL as an unquoted empty field and '' as a quoted one; the default
+            # null spellings would also turn the float 'NaN' into NULL.
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    columns = [
+        _unhex(parsed.column(f.name)) if f.type == pa.binary() else parsed.column(f.name) for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _unhex(column: pa.ChunkedArray) -> pa.Array:
+    """Decode hex text into bytes (bytea travels as hex in CSV)."""
+    return pa.array([None if v is None else bytes.fromhex(v) for v in column.to_pylist()], pa.binary())

@@ -1,0 +1,17 @@
+"""liftshift's own exceptions: errors a user can cause, each saying what to change."""
+
+
+class LiftshiftError(Exception):
+    """An error the user can fix; the CLI prints its message without a traceback."""
+
+
+class PlanError(LiftshiftError):
+    """The plan file is missing, malformed, or names something that does not exist."""
+
+
+class ConnectError(LiftshiftError):
+    """A source, target or ledger could not be reached."""
+
+
+class UnsupportedTypeError(LiftshiftError):
+    """A column's type has no mapping to the target."""

@@ -1,0 +1,137 @@
+"""Fingerprint SQL that gives the same 64-bit row hashes in PostgreSQL, BigQuery and DuckDB.
+
+A row's hash is the first 64 bits of MD5 over its canonical text: for each column '0' when
+NULL, else '1' followed by the value's canonical text, columns joined by U+241F. Canonical text:
+integers in decimal; decimals without trailing fractional zeros; floats as '%.16e' (17
+significant digits, exact for doubles) or NaN/Infinity/-Infinity; booleans t/f; strings as
+they are; bytes as lower-case hex; dates as days since 1970-01-01; timestamps as microseconds
+since the epoch in UTC; JSON as compact text. Each engine sums the two 32-bit halves separately
+so no engine overflows; combine() folds them into the sum modulo 2**64.
+All three rule sets live in this one file because they must agree: change them together.
+"""
+
+from liftshift.connectors.base import Column, Fingerprint, KeyRange
+from liftshift.types import Canonical as C
+
+_TRIM_ZEROS = "REGEXP_REPLACE(REGEXP_REPLACE({t}, {q}(\\.\\d*?)0+$', {q}\\1'), {q}\\.$', '')"
+_JSON_COMPACT = "regexp_replace({c}::jsonb::text, '(\"(?:[^\"\\\\]|\\\\.)*\")|\\s+', '\\1', 'g')"
+_PG_FLOAT = (
+    "CASE WHEN {c}::float8 = 'NaN' THEN 'NaN' WHEN {c}::float8 = 'Infinity' THEN 'Infinity' "
+    "WHEN {c}::float8 = '-Infinity' THEN '-Infinity' "
+    "ELSE ltrim(to_char({c}::float8, '9.9999999999999999EEEE')) END"
+)
+_BQ_FLOAT = (
+    "CASE WHEN IS_NAN({c}) THEN 'NaN' WHEN {c} = CAST('inf' AS FLOAT64) THEN 'Infinity' "
+    "WHEN {c} = CAST('-inf' AS FLOAT64) THEN '-Infinity' ELSE FORMAT('%.16e', {c}) END"
+)
+_DUCK_FLOAT = (
+    "CASE WHEN isnan({c}) THEN 'NaN' WHEN {c} = 'inf'::DOUBLE THEN 'Infinity' "
+    "WHEN {c} = '-inf'::DOUBLE THEN '-Infinity' ELSE printf('%.16e', {c}::DOUBLE) END"
+)
+_INTS = (C.INT16, C.INT32, C.INT64)
+
+_RULES: dict[str, dict[C, str]] = {
+    "postgres": {
+        **{k: "{c}::text" for k in _INTS},
+        C.DECIMAL: "trim_scale({c})::text",
+        C.FLOAT32: _PG_FLOAT, C.FLOAT64: _PG_FLOAT,
+        C.BOOL: "CASE WHEN {c} THEN 't' ELSE 'f' END",
+        C.STRING: "{c}::text",
+        C.BYTES: "encode({c}, 'hex')",
+        C.DATE: "({c} - DATE '1970-01-01')::text",
+        C.TIMESTAMP: "(extract(epoch FROM {c}) * 1000000)::int8::text",
+        C.TIMESTAMPTZ: "(extract(epoch FROM {c}) * 1000000)::int8::text",
+        C.JSON: _JSON_COMPACT,
+    },
+    "bigquery": {
+        **{k: "CAST({c} AS STRING)" for k in _INTS},
+        C.DECIMAL: _TRIM_ZEROS.format(t="CAST({c} AS STRING)", q="r'"),
+        C.FLOAT32: _BQ_FLOAT, C.FLOAT64: _BQ_FLOAT,
+        C.BOOL: "IF({c}, 't', 'f')",
+        C.STRING: "{c}",
+        C.BYTES: "TO_HEX({c})",
+        C.DATE: "CAST(UNIX_DATE({c}) AS STRING)",
+        C.TIMESTAMP: "CAST(DATETIME_DIFF({c}, DATETIME '1970-01-01', MICROSECOND) AS STRING)",
+        C.TIMESTAMPTZ: "CAST(UNIX_MICROS({c}) AS STRING)",
+        C.JSON: "TO_JSON_STRING({c})",
+    },
+    "duckdb": {
+        **{k: "CAST({c} AS VARCHAR)" for k in _INTS},
+        C.DECIMAL: _TRIM_ZEROS.format(t="CAST({c} AS VARCHAR)", q="'"),
+        C.FLOAT32: _DUCK_FLOAT, C.FLOAT64: _DUCK_FLOAT,
+        C.BOOL: "CASE WHEN {c} THEN 't' ELSE 'f' END",
+        C.STRING: "{c}",
+        C.BYTES: "lower(hex({c}))",
+        C.DATE: "CAST({c} - DATE '1970-01-01' AS VARCHAR)",
+        C.TIMESTAMP: "CAST(epoch_us({c}) AS VARCHAR)",
+        C.TIMESTAMPTZ: "CAST(epoch_us({c}) AS VARCHAR)",
+        C.JSON: "CAST(json({c}) AS VARCHAR)",
+    },
+}  # fmt: skip
+
+# U+241F, printable: the local BigQuery endpoint's MD5 mishashes strings with control characters.
+_SEPARATOR = "'\u241f'"
+_HASH = {
+    "postgres": "md5({row})",
+    "bigquery": "TO_HEX(MD5({row}))",
+    "duckdb": "md5({row})",
+}
+_HALF = {
+    "postgres": "('x' || substr(h, {start}, 8))::bit(32)::int8",
+    "bigquery": "CAST(CONCAT('0x', SUBSTR(h, {start}, 8)) AS INT64)",
+    "duckdb": "CAST('0x' || substr(h, {start}, 8) AS BIGINT)",
+}
+_QUOTE = {"postgres": '"', "bigquery": "`", "duckdb": '"'}
+
+
+def quote(dialect: str, name: str) -> str:
+    """Quote an identifier for the dialect."""
+    q = _QUOTE[dialect]
+    return f"{q}{name.replace(q, q + q)}{q}"
+
+
+def canonical_text(dialect: str, column: Column) -> str:
+    """SQL for a column's canonical text: '0' for NULL, else '1' and the value's text."""
+    col = quote(dialect, column.name)
+    value = _RULES[dialect][column.canonical].format(c=col)
+    if dialect == "bigquery":
+        return f"IF({col} IS NULL, '0', CONCAT('1', {value}))"
+    return f"(CASE WHEN {col} IS NULL THEN '0' ELSE '1' || {value} END)"
+
+
+def row_hash(dialect: str, columns: tuple[Column, ...]) -> str:
+    """SQL for the hex MD5 of a row's canonical text."""
+    parts = [canonical_text(dialect, c) for c in columns]
+    sep = _SEPARATOR
+    row = f"CONCAT({f', {sep}, '.join(parts)})" if dialect == "bigquery" else (f" || {sep} || ".join(parts))
+    return _HASH[dialect].format(row=row)
+
+
+def range_predicate(dialect: str, key_range: KeyRange | None) -> str:
+    """A WHERE condition selecting a key range ('TRUE' for the whole table)."""
+    if key_range is None:
+        return "TRUE"
+    col = quote(dialect, key_range.column)
+    conds = []
+    if key_range.low is not None:
+        conds.append(f"{col} >= {int(key_range.low)}")
+    if key_range.high is not None:
+        conds.append(f"{col} < {int(key_range.high)}")
+    return " AND ".join(conds) or "TRUE"
+
+
+def fingerprint_sql(
+    dialect: str, relation: str, columns: tuple[Column, ...], key_range: KeyRange | None
+) -> str:
+    """A query returning (rows, hi, lo) for a range of a relation."""
+    hi = _HALF[dialect].format(start=1)
+    lo = _HALF[dialect].format(start=9)
+    where = range_predicate(dialect, key_range)
+    inner = f"SELECT {row_hash(dialect, columns)} AS h FROM {relation} WHERE {where}"
+    return f"SELECT COUNT(*) AS n, SUM({hi}) AS hi, SUM({lo}) AS lo FROM ({inner}) AS r"
+
+
+def combine(rows: int, hi: int | None, lo: int | None) -> Fingerprint:
+    """Fold the engines' two 32-bit sums into one checksum modulo 2**64."""
+    checksum = ((int(hi or 0) << 32) + int(lo or 0)) % (1 << 64)
+    return Fingerprint(rows=int(rows), checksum=checksum)

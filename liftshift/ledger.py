@@ -1,0 +1,172 @@
+"""The ledger: every stage's report and every chunk's state, in a small SQL database."""
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from liftshift.errors import ConnectError
+from liftshift.redact import redact
+
+metadata = sa.MetaData()
+
+reports = sa.Table(
+    "reports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("plan", sa.String(200), nullable=False, index=True),
+    sa.Column("stage", sa.String(40), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+
+chunks = sa.Table(
+    "chunks",
+    metadata,
+    sa.Column("plan", sa.String(200), primary_key=True),
+    sa.Column("table_name", sa.String(200), primary_key=True),
+    sa.Column("chunk", sa.Integer, primary_key=True),
+    sa.Column("low", sa.BigInteger, nullable=True),
+    sa.Column("high", sa.BigInteger, nullable=True),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=True),
+    sa.Column("source_checksum", sa.String(20), nullable=True),
+    sa.Column("target_checksum", sa.String(20), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class StoredReport:
+    """A report as the ledger holds it."""
+
+    id: int
+    plan: str
+    stage: str
+    created_at: datetime
+    passed: bool
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """One chunk's row in the ledger."""
+
+    table_name: str
+    chunk: int
+    low: int | None
+    high: int | None
+    state: str
+    rows: int | None
+    source_checksum: int | None
+    target_checksum: int | None
+    attempts: int
+
+
+class Ledger:
+    """Reads and writes the ledger at a SQLAlchemy URL (SQLite by default)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine = sa.create_engine(url)
+            metadata.create_all(self.engine)
+        except (SQLAlchemyError, ImportError) as exc:
+            raise ConnectError(f"cannot open the ledger at {redact(url)}: {exc}") from None
+
+    def location(self) -> str:
+        """Where the ledger is, with any password hidden."""
+        return redact(self.url)
+
+    def save_report(self, plan: str, stage: str, passed: bool, body: dict[str, Any]) -> int:
+        """Store a stage's report; returns its id."""
+        row = {
+            "plan": plan,
+            "stage": stage,
+            "created_at": datetime.now(UTC),
+            "passed": passed,
+            "body": json.dumps(body, default=str),
+        }
+        with self.engine.begin() as conn:
+            result = conn.execute(reports.insert().values(**row))
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def latest_report(self, plan: str, stage: str) -> StoredReport | None:
+        """The newest report of a stage for a plan."""
+        query = (
+            reports.select()
+            .where(reports.c.plan == plan, reports.c.stage == stage)
+            .order_by(reports.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            return None
+        return StoredReport(
+            row["id"], row["plan"], row["stage"], row["created_at"], row["passed"],
+            json.loads(row["body"]),
+        )  # fmt: skip
+
+    def chunk_records(self, plan: str, table_name: str) -> list[ChunkRecord]:
+        """A table's chunks, in order."""
+        query = (
+            chunks.select()
+            .where(chunks.c.plan == plan, chunks.c.table_name == table_name)
+            .order_by(chunks.c.chunk)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            ChunkRecord(
+                r["table_name"], r["chunk"], r["low"], r["high"], r["state"], r["rows"],
+                _int(r["source_checksum"]), _int(r["target_checksum"]), r["attempts"],
+            )
+            for r in rows
+        ]  # fmt: skip
+
+    def save_chunk(self, plan: str, record: ChunkRecord, error: str | None = None) -> None:
+        """Insert or replace a chunk's row."""
+        values = {
+            "plan": plan,
+            "table_name": record.table_name,
+            "chunk": record.chunk,
+            "low": record.low,
+            "high": record.high,
+            "state": record.state,
+            "rows": record.rows,
+            "source_checksum": _str(record.source_checksum),
+            "target_checksum": _str(record.target_checksum),
+            "attempts": record.attempts,
+            "error": error,
+            "updated_at": datetime.now(UTC),
+        }
+        key = (chunks.c.plan == plan) & (chunks.c.table_name == record.table_name)
+        key = key & (chunks.c.chunk == record.chunk)
+        with self.engine.begin() as conn:
+            conn.execute(chunks.delete().where(key))
+            conn.execute(chunks.insert().values(**values))
+
+    def forget_chunks(self, plan: str, table_name: str) -> None:
+        """Drop a table's chunk plan (its key range changed, so the plan is remade)."""
+        key = (chunks.c.plan == plan) & (chunks.c.table_name == table_name)
+        with self.engine.begin() as conn:
+            conn.execute(chunks.delete().where(key))
+
+
+# Checksums are unsigned 64-bit; stored as text so every database keeps them exactly.
+def _str(value: int | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _int(value: str | None) -> int | None:
+    return None if value is None else int(value)

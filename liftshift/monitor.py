@@ -1,0 +1,78 @@
+"""Monitor: compare the target's row counts and fingerprints with the last validation."""
+
+import time
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from liftshift.connectors import open_source, open_target
+from liftshift.errors import PlanError
+from liftshift.ledger import Ledger
+from liftshift.plan import Plan
+from liftshift.report import GateResult, StageReport
+
+
+class TableDrift(BaseModel):
+    """One table now, against what validation proved."""
+
+    model_config = ConfigDict(frozen=True)
+
+    table: str
+    validated_rows: int
+    rows: int
+    validated_checksum: str
+    checksum: str
+    drifted: bool
+
+
+class MonitorReport(StageReport):
+    """The monitor's look at the target."""
+
+    validation_id: int
+    tables: list[TableDrift]
+
+    def items(self) -> list[BaseModel]:
+        """One line per table."""
+        return list(self.tables)
+
+
+def gate(report: MonitorReport) -> GateResult:
+    """Pass when no table drifted from its validated state."""
+    reasons = [
+        f"{t.table}: {t.validated_rows:,} rows validated, {t.rows:,} now"
+        if t.rows != t.validated_rows
+        else f"{t.table}: contents changed since validation (checksum differs)"
+        for t in report.tables
+        if t.drifted
+    ]
+    return GateResult(passed=not reasons, reasons=reasons)
+
+
+def run(plan: Plan, ledger: Ledger) -> MonitorReport:
+    """Fingerprint every validated table in the target and compare."""
+    started, t0 = datetime.now(UTC), time.perf_counter()
+    validation = ledger.latest_report(plan.name, "validate")
+    if validation is None:
+        raise PlanError(f"plan '{plan.name}' has no validation yet; run validate first")
+    validated = {t["table"]: t for t in validation.body["tables"]}
+    source, target = open_source(plan), open_target(plan)
+    try:
+        tables = [t for t in source.catalog(plan.tables) if t.name in validated]
+        lines = []
+        for table in tables:
+            now, then = target.fingerprint(table, None), validated[table.name]
+            checksum = f"{now.checksum:016x}"
+            lines.append(TableDrift(
+                table=table.name, validated_rows=then["target_rows"], rows=now.rows,
+                validated_checksum=then["target_checksum"], checksum=checksum,
+                drifted=now.rows != then["target_rows"] or checksum != then["target_checksum"],
+            ))  # fmt: skip
+    finally:
+        source.close()
+        target.close()
+    draft = MonitorReport(
+        stage="monitor", plan=plan.name, started_at=started, seconds=time.perf_counter() - t0,
+        gate=GateResult(passed=True), rows=sum(t.rows for t in lines),
+        validation_id=validation.id, tables=lines,
+    )  # fmt: skip
+    return draft.model_copy(update={"gate": gate(draft)})

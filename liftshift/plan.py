@@ -1,0 +1,141 @@
+"""The plan file: what to migrate, where to, and the gates between stages."""
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from liftshift.errors import PlanError
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+TARGET_SCHEMES = ("bigquery://", "duckdb://", "postgresql://", "postgres://")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SourceSpec(_Strict):
+    """The PostgreSQL database to migrate from."""
+
+    url: str
+    schema_name: str = Field("public", alias="schema")
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_only(cls, url: str) -> str:
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql:// (only PostgreSQL sources for now)")
+        return url
+
+
+class TargetSpec(_Strict):
+    """The warehouse to migrate into."""
+
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if not url.startswith(TARGET_SCHEMES):
+            allowed = "bigquery://PROJECT/DATASET, duckdb:///path.duckdb or postgresql://…"
+            raise ValueError(f"must be one of {allowed}")
+        return url
+
+
+class TransferSpec(_Strict):
+    """How transfer splits and paces the copy."""
+
+    chunk_rows: int = Field(250_000, gt=0)
+    max_source_connections: int = Field(2, gt=0)
+
+
+class GateSpec(_Strict):
+    """Thresholds the gates between stages apply."""
+
+    max_latency_ratio: float | None = Field(None, gt=0)
+
+
+class Plan(_Strict):
+    """A migration plan, loaded from YAML."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    source: SourceSpec
+    target: TargetSpec
+    tables: list[str] = Field(default_factory=lambda: ["*"])
+    ledger: str | None = None
+    workload: str = "workload"
+    transfer: TransferSpec = Field(default_factory=TransferSpec)
+    gates: GateSpec = Field(default_factory=GateSpec)
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def ledger_url(self) -> str:
+        """The ledger's SQLAlchemy URL: the plan's, or a SQLite file beside the plan."""
+        if self.ledger:
+            return self.ledger
+        return f"sqlite:///{self.state_dir() / (self.name + '.db')}"
+
+    def state_dir(self) -> Path:
+        """The folder beside the plan where liftshift keeps its own files."""
+        return self.base_dir / ".liftshift"
+
+    def workload_dir(self) -> Path:
+        """The folder of SQL files the benchmark replays."""
+        return self.base_dir / self.workload
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read, expand and validate a plan file; every problem raises one PlanError."""
+    path = Path(path)
+    if not path.is_file():
+        raise PlanError(f"{path}: no such plan file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise PlanError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise PlanError(f"{path}: the plan must be a mapping with keys name, source, target")
+    return parse_plan(raw, base_dir=path.resolve().parent, origin=str(path))
+
+
+def parse_plan(raw: dict[str, Any], base_dir: Path, origin: str = "plan") -> Plan:
+    """Validate an already-parsed plan mapping."""
+    expanded = _expand(raw, origin, "")
+    try:
+        return Plan.model_validate({**expanded, "base_dir": base_dir})
+    except ValidationError as exc:
+        raise PlanError(_explain(exc, origin)) from None
+
+
+def _expand(value: Any, origin: str, key: str) -> Any:
+    """Replace ${VAR} in every string with the environment's value."""
+    if isinstance(value, dict):
+        return {k: _expand(v, origin, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, origin, f"{key}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str):
+        missing = [name for name in _VAR.findall(value) if name not in os.environ]
+        if missing:
+            raise PlanError(
+                f"{origin}: key '{key}' uses ${{{missing[0]}}}, which is not set in the "
+                f"environment; export {missing[0]}=… or write the value in the plan"
+            )
+        return _VAR.sub(lambda m: os.environ[m[1]], value)
+    return value
+
+
+def _explain(exc: ValidationError, origin: str) -> str:
+    """Turn pydantic's errors into one message naming each key and what is allowed."""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"key '{key}' is not a plan setting; remove or correct it")
+        elif err["type"] == "missing":
+            lines.append(f"key '{key}' is required")
+        else:
+            lines.append(f"key '{key}': {err['msg']}")
+    return f"{origin}: " + "; ".join(lines)

@@ -1,0 +1,12 @@
+"""Keep secrets out of logs, the ledger and reports."""
+
+import re
+
+_PASSWORD_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@?#]*):(?P<pw>[^@/?#]*)@")
+_PASSWORD_PARAM = re.compile(r"(?i)(password|passwd|pwd|secret|token)=([^&\s]+)")
+
+
+def redact(text: str) -> str:
+    """Replace passwords in URLs and key=value pairs with '***'."""
+    text = _PASSWORD_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@" if m["pw"] else m[0], text)
+    return _PASSWORD_PARAM.sub(lambda m: f"{m[1]}=***", text)

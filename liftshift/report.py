@@ -1,0 +1,79 @@
+"""Stage reports: frozen models stored in the ledger as JSON and rendered as Markdown."""
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from liftshift.ledger import Ledger
+
+
+class GateResult(BaseModel):
+    """A gate's verdict on a report, with the reasons it failed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    passed: bool
+    reasons: list[str] = []
+
+
+class StageReport(BaseModel):
+    """What every stage reports: when, how long, its gate, and the rows it touched."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: str
+    plan: str
+    started_at: datetime
+    seconds: float
+    gate: GateResult
+    rows: int = 0
+
+    def items(self) -> list[BaseModel]:
+        """The per-table (or per-query) lines of the report."""
+        return []
+
+
+def save(ledger: Ledger, report: StageReport, state_dir: Path) -> Path:
+    """Store a report in the ledger and as Markdown beside the plan; returns the file."""
+    ledger.save_report(report.plan, report.stage, report.gate.passed, report.model_dump(mode="json"))
+    path = state_dir / "reports" / f"{report.plan}-{report.stage}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(to_markdown(report))
+    return path
+
+
+def to_markdown(report: StageReport) -> str:
+    """Render a report as Markdown: the gate, its reasons, and a table of its lines."""
+    verdict = "passed" if report.gate.passed else "FAILED"
+    lines = [
+        f"# {report.stage} — {report.plan}",
+        "",
+        f"Gate **{verdict}** · {report.rows:,} rows · {report.seconds:.1f} s · "
+        f"{report.started_at:%Y-%m-%d %H:%M:%S} UTC",
+        "",
+    ]
+    lines += [f"- {reason}" for reason in report.gate.reasons]
+    items = report.items()
+    if items:
+        lines += ["", *_markdown_table([i.model_dump(mode="json") for i in items])]
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_table(rows: list[dict[str, Any]]) -> list[str]:
+    headers = list(rows[0])
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row in rows:
+        out.append("| " + " | ".join(_cell(row[h]) for h in headers) + " |")
+    return out
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        value = ", ".join(str(v) for v in value)
+    if isinstance(value, float):
+        value = f"{value:,.3f}"
+    elif isinstance(value, int) and not isinstance(value, bool):
+        value = f"{value:,}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
