@@ -16,6 +16,9 @@ from liftshift.connectors.base import Column, Fingerprint, KeyRange, Table, Targ
 from liftshift.errors import ConnectError, PlanError
 from liftshift.types import bigquery_type
 
+# Without a bound, the client retries a server error for ten minutes before saying anything.
+_RETRY = bigquery.DEFAULT_RETRY.with_timeout(60)
+
 # The API reports legacy type names; parity compares standard ones.
 _STANDARD = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
 
@@ -47,7 +50,7 @@ class BigQueryTarget:
         else:
             self.client = bigquery.Client(project=project)
         try:
-            self.client.create_dataset(dataset, exists_ok=True, timeout=30)
+            self.client.create_dataset(dataset, exists_ok=True, timeout=30, retry=_RETRY)
         except (gexc.GoogleAPIError, OSError) as exc:
             where = endpoint or "BigQuery"
             raise ConnectError(
@@ -81,13 +84,13 @@ class BigQueryTarget:
     def prepare(self, table: Table) -> None:
         """Create the table with mapped types unless it exists."""
         ref = bigquery.Table(self.table_id(table), schema=self.schema(table))
-        self.client.create_table(ref, exists_ok=True)
+        self.client.create_table(ref, exists_ok=True, retry=_RETRY)
 
     def write(self, table: Table, data: pa.Table, key_range: KeyRange | None) -> int:
         """Replace a key range by data: delete the range, then one Parquet load job."""
         if key_range is not None:
             where = fp.range_predicate("bigquery", key_range)
-            self.client.query(f"DELETE FROM {self.relation(table)} WHERE {where}").result()
+            self._run(f"DELETE FROM {self.relation(table)} WHERE {where}")
         disposition = "WRITE_APPEND" if key_range is not None else "WRITE_TRUNCATE"
         config = bigquery.LoadJobConfig(
             source_format="PARQUET", schema=self.schema(table), write_disposition=disposition
@@ -97,19 +100,19 @@ class BigQueryTarget:
             pq.write_table(data, path)
             with path.open("rb") as fh:
                 job = self.client.load_table_from_file(fh, self.table_id(table), job_config=config)
-            job.result()
+            job.result(retry=_RETRY, timeout=600)
         return data.num_rows
 
     def fingerprint(self, table: Table, key_range: KeyRange | None) -> Fingerprint:
         """Row count and checksum of a key range, computed inside BigQuery."""
         sql = fp.fingerprint_sql("bigquery", self.relation(table), table.columns, key_range)
-        row = next(iter(self.client.query(sql).result()))
+        row = next(iter(self._run(sql)))
         return fp.combine(row["n"], row["hi"], row["lo"])
 
     def columns(self, table: Table) -> list[TargetColumn]:
         """The table's columns as BigQuery describes them (empty when it does not exist)."""
         try:
-            found = self.client.get_table(self.table_id(table))
+            found = self.client.get_table(self.table_id(table), retry=_RETRY)
         except gexc.NotFound:
             return []
         return [
@@ -123,6 +126,10 @@ class BigQueryTarget:
 
     def query(self, sql: str) -> pa.Table:
         """Run a query (names resolve in the target dataset) and return its result as Arrow."""
+        return self._run(sql).to_arrow(create_bqstorage_client=False)
+
+    def _run(self, sql: str) -> bigquery.table.RowIterator:
+        """Run a query with names resolving in the target dataset and bounded retries."""
         config = bigquery.QueryJobConfig(default_dataset=f"{self.project}.{self.dataset}")
-        result = self.client.query(sql, job_config=config).result()
-        return result.to_arrow(create_bqstorage_client=False)
+        job = self.client.query(sql, job_config=config, retry=_RETRY, job_retry=None)
+        return job.result(retry=_RETRY, timeout=600)

@@ -83,4 +83,5 @@ class DuckDBTarget:
 
     def query(self, sql: str) -> pa.Table:
         """Run a query and return its result as Arrow."""
-        return self.conn.execute(sql).to_arrow_table()
+        relation = self.conn.sql(sql)  # None for statements that return no rows
+        return relation.to_arrow_table() if relation is not None else pa.table({})

@@ -1,0 +1,42 @@
+"""The command line: user errors are one line and exit 2; gates decide the exit code."""
+
+import json
+
+import psycopg
+from typer.testing import CliRunner
+
+from liftshift.cli import app
+from liftshift.demo import seed
+from tests.conftest import write_plan
+
+runner = CliRunner()
+
+
+def test_bad_plan_is_one_clear_line_without_traceback(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text("name: x\nsource: {url: 'postgresql://h/d'}\ntarget: {url: 'oracle://x'}\n")
+    result = runner.invoke(app, ["assess", str(path)])
+    assert result.exit_code == 2
+    assert "key 'target.url'" in result.output and "Traceback" not in result.output
+
+
+def test_unreachable_source_keeps_the_password_out(tmp_path):
+    write_plan(tmp_path, "postgresql://app:hunter2@127.0.0.1:1/shop", "duckdb:///w.duckdb")
+    result = runner.invoke(app, ["transfer", str(tmp_path / "plan.yaml")])
+    assert result.exit_code == 2
+    assert "cannot connect to PostgreSQL" in result.output and "hunter2" not in result.output
+
+
+def test_run_then_status_and_a_failing_gate_exits_1(pg_url, tmp_path):
+    seed(pg_url, rows=300)
+    write_plan(tmp_path, pg_url, "duckdb:///w.duckdb")
+    plan = str(tmp_path / "plan.yaml")
+    assert runner.invoke(app, ["run", plan]).exit_code == 0
+    status = json.loads(runner.invoke(app, ["status", plan, "--json"]).output)
+    assert status["validate"]["gate"]["passed"] is True
+    assert status["transfer"]["rows"] == 300 + 75 + 10 + 500
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM order_items WHERE id = 5")
+    result = runner.invoke(app, ["validate", plan])
+    assert result.exit_code == 1
+    assert "order_items: 299 rows in source, 300 in target" in result.output.replace("\n", " ")

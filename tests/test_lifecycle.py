@@ -1,0 +1,76 @@
+"""The whole lifecycle on the demo database into the local BigQuery endpoint, and what breaks it."""
+
+import pytest
+
+from liftshift import lifecycle
+from liftshift.connectors import open_target
+from liftshift.demo import seed
+from liftshift.ledger import Ledger
+from tests.conftest import bigquery_url, write_plan
+
+
+@pytest.fixture
+def demo_plan(pg_url, bq_endpoint, tmp_path):
+    seed(pg_url, rows=3000)
+    return write_plan(tmp_path, pg_url, bigquery_url(bq_endpoint), transfer={"chunk_rows": 500})
+
+
+def test_all_six_stages_pass_and_a_hand_edited_row_fails_validate(demo_plan):
+    outcomes = lifecycle.run_all(demo_plan)
+    assert [o.report.stage for o in outcomes] == list(lifecycle.STAGES)
+    assert all(o.report.gate.passed for o in outcomes), [o.report.gate for o in outcomes]
+    moved = {t.table: t for t in outcomes[1].report.tables}  # type: ignore[attr-defined]
+    assert moved["order_items"].rows == 3000 and moved["order_items"].chunks == 6
+    assert all(o.path.read_text().startswith(f"# {o.report.stage}") for o in outcomes)
+    ledger = Ledger(demo_plan.ledger_url())
+    assert ledger.latest_report(demo_plan.name, "golive").body["serving"].startswith("target")
+
+    target = open_target(demo_plan)
+    target.query(f"UPDATE {target.dataset}.orders SET note = 'edited' WHERE id = 7")  # type: ignore[attr-defined]
+    target.close()
+    report = lifecycle.run_stage("validate", demo_plan).report
+    assert not report.gate.passed
+    assert report.gate.reasons == ["orders: same row count but the rows differ (checksums differ)"]
+    drift = lifecycle.run_stage("monitor", demo_plan).report
+    assert drift.gate.passed  # monitor compares with the latest validation, which saw the edit
+
+
+def test_rerun_skips_chunks_already_done_and_redoes_the_rest(demo_plan):
+    first = lifecycle.run_stage("transfer", demo_plan).report
+    assert first.gate.passed
+    ledger = Ledger(demo_plan.ledger_url())
+    records = ledger.chunk_records(demo_plan.name, "order_items")
+    # Forget two chunks as if the run had been killed before they landed.
+    for record in records[2:4]:
+        ledger.save_chunk(demo_plan.name, record.__class__(**{**record.__dict__, "state": "pending"}))
+    again = {t.table: t for t in lifecycle.run_stage("transfer", demo_plan).report.tables}  # type: ignore[attr-defined]
+    assert (again["order_items"].moved, again["order_items"].skipped) == (2, 4)
+    assert again["customers"].moved == 0
+    assert lifecycle.run_stage("validate", demo_plan).report.gate.passed
+
+
+def test_golive_refuses_without_earlier_gates(demo_plan):
+    report = lifecycle.run_stage("golive", demo_plan).report
+    assert not report.gate.passed
+    assert "assess has not run for this plan" in report.gate.reasons
+    assert report.serving == "source"  # type: ignore[attr-defined]
+
+
+def test_duckdb_target_and_a_failed_gate_stops_the_lifecycle(pg_url, tmp_path):
+    seed(pg_url, rows=500)
+    plan = write_plan(tmp_path, pg_url, "duckdb:///warehouse.duckdb")
+    assert all(o.report.gate.passed for o in lifecycle.run_all(plan))
+    assert (tmp_path / "warehouse.duckdb").exists()
+    with psycopg_conn(pg_url) as conn:
+        conn.execute("ALTER TABLE products ADD COLUMN span interval")
+    outcomes = lifecycle.run_all(plan)
+    assert [o.report.stage for o in outcomes] == ["assess"]
+    assert outcomes[0].report.gate.reasons == [
+        "products.span: interval — no mapping for PostgreSQL type 'interval' yet"
+    ]
+
+
+def psycopg_conn(url):
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)
