@@ -12,7 +12,7 @@ import pyarrow as pa
 import sqlglot
 from pydantic import BaseModel, ConfigDict
 
-from liftshift.connectors import open_source, open_target
+from liftshift.connectors import opened
 from liftshift.errors import PlanError
 from liftshift.ledger import Ledger
 from liftshift.plan import Plan
@@ -107,9 +107,8 @@ def run(plan: Plan, ledger: Ledger) -> BenchmarkReport:
     """Run each workload query on both sides."""
     started, t0 = datetime.now(UTC), time.perf_counter()
     files = workload(plan)
-    source, target = open_source(plan), open_target(plan)
     lines = []
-    try:
+    with opened(plan) as (source, target):
         for path in files:
             sql = path.read_text()
             src, src_ms = _timed(source.query, sql)
@@ -124,9 +123,6 @@ def run(plan: Plan, ledger: Ledger) -> BenchmarkReport:
                 query=path.name, rows=len(a), equal=a == b, source_ms=round(src_ms, 2),
                 target_ms=round(tgt_ms, 2), ratio=round(tgt_ms / max(src_ms, 1e-3), 2), detail=detail,
             ))  # fmt: skip
-    finally:
-        source.close()
-        target.close()
     draft = BenchmarkReport(
         stage="benchmark", plan=plan.name, started_at=started, seconds=time.perf_counter() - t0,
         gate=GateResult(passed=True), rows=sum(q.rows for q in lines), queries=lines,

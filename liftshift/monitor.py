@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from liftshift.connectors import open_source, open_target
+from liftshift.connectors import opened
 from liftshift.errors import PlanError
 from liftshift.ledger import Ledger
 from liftshift.plan import Plan
@@ -55,8 +55,7 @@ def run(plan: Plan, ledger: Ledger) -> MonitorReport:
     if validation is None:
         raise PlanError(f"plan '{plan.name}' has no validation yet; run validate first")
     validated = {t["table"]: t for t in validation.body["tables"]}
-    source, target = open_source(plan), open_target(plan)
-    try:
+    with opened(plan) as (source, target):
         tables = [t for t in source.catalog(plan.tables) if t.name in validated]
         lines = []
         for table in tables:
@@ -67,9 +66,6 @@ def run(plan: Plan, ledger: Ledger) -> MonitorReport:
                 validated_checksum=then["target_checksum"], checksum=checksum,
                 drifted=now.rows != then["target_rows"] or checksum != then["target_checksum"],
             ))  # fmt: skip
-    finally:
-        source.close()
-        target.close()
     draft = MonitorReport(
         stage="monitor", plan=plan.name, started_at=started, seconds=time.perf_counter() - t0,
         gate=GateResult(passed=True), rows=sum(t.rows for t in lines),

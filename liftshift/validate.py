@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from liftshift.connectors import open_source, open_target
+from liftshift.connectors import opened
 from liftshift.connectors.base import Fingerprint, Source, Table, Target
 from liftshift.ledger import Ledger
 from liftshift.plan import Plan
@@ -91,12 +91,8 @@ def gate(report: ValidateReport) -> GateResult:
 def run(plan: Plan, ledger: Ledger) -> ValidateReport:
     """Compare every selected table in source and target."""
     started, t0 = datetime.now(UTC), time.perf_counter()
-    source, target = open_source(plan), open_target(plan)
-    try:
+    with opened(plan) as (source, target):
         lines = [compare_table(t, source, target) for t in source.catalog(plan.tables)]
-    finally:
-        source.close()
-        target.close()
     draft = ValidateReport(
         stage="validate", plan=plan.name, started_at=started, seconds=time.perf_counter() - t0,
         gate=GateResult(passed=True), rows=sum(t.source_rows for t in lines), tables=lines,

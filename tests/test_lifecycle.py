@@ -1,5 +1,7 @@
 """The whole lifecycle on the demo database into the local BigQuery endpoint, and what breaks it."""
 
+from dataclasses import replace
+
 import pytest
 
 from liftshift import lifecycle
@@ -42,7 +44,7 @@ def test_rerun_skips_chunks_already_done_and_redoes_the_rest(demo_plan):
     records = ledger.chunk_records(demo_plan.name, "order_items")
     # Forget two chunks as if the run had been killed before they landed.
     for record in records[2:4]:
-        ledger.save_chunk(demo_plan.name, record.__class__(**{**record.__dict__, "state": "pending"}))
+        ledger.save_chunk(demo_plan.name, replace(record, state="pending"))
     again = {t.table: t for t in lifecycle.run_stage("transfer", demo_plan).report.tables}  # type: ignore[attr-defined]
     assert (again["order_items"].moved, again["order_items"].skipped) == (2, 4)
     assert again["customers"].moved == 0

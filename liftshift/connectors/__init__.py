@@ -1,6 +1,7 @@
 """Connectors: open the plan's source and target by URL scheme."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from liftshift.connectors.base import Source, Target
@@ -53,3 +54,17 @@ def open_target(plan: Plan) -> Target:
     """Connect to the plan's target, starting the local BigQuery endpoint if the plan asks."""
     scheme = plan.target.url.split("://", 1)[0]
     return TARGETS[scheme](plan.target.url, plan.state_dir())
+
+
+@contextmanager
+def opened(plan: Plan) -> Iterator[tuple[Source, Target]]:
+    """The plan's source and target, both closed on the way out."""
+    source = open_source(plan)
+    try:
+        target = open_target(plan)
+        try:
+            yield source, target
+        finally:
+            target.close()
+    finally:
+        source.close()
