@@ -39,8 +39,10 @@ def _summary(outcomes: list[lifecycle.StageOutcome]) -> None:
         table.add_column(column)
     for o in outcomes:
         gate = "[green]passed[/]" if o.report.gate.passed else "[red]FAILED[/]"
-        table.add_row(o.report.stage, gate, f"{o.report.rows:,}", f"{o.report.seconds:.1f}", str(o.path))
+        table.add_row(o.report.stage, gate, f"{o.report.rows:,}", f"{o.report.seconds:.1f}", o.path.name)
     console.print(table)
+    if outcomes:
+        console.print(f"reports: {outcomes[0].path.parent}")
     for o in outcomes:
         for reason in o.report.gate.reasons:
             console.print(f"[red]{o.report.stage}:[/] {reason}")
