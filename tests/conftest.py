@@ -25,13 +25,18 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return start_postgres(tmp_path_factory.mktemp("pg") / "data")
 
 
-@pytest.fixture
-def pg_url(pg_admin_url: str) -> Iterator[str]:
-    """A fresh, empty database of its own for one test."""
+def new_database(pg_admin_url: str) -> str:
+    """Create an empty database on the session's server; returns its URL."""
     name = f"t_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0")
-    yield pg_admin_url.replace("/legacy?", f"/{name}?", 1)
+    return pg_admin_url.replace("/legacy?", f"/{name}?", 1)
+
+
+@pytest.fixture
+def pg_url(pg_admin_url: str) -> str:
+    """A fresh, empty database of its own for one test."""
+    return new_database(pg_admin_url)
 
 
 @pytest.fixture(scope="session")

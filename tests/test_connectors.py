@@ -6,15 +6,17 @@ decimals stay within NUMERIC; real BigQuery takes BIGNUMERIC.
 
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 
 import psycopg
+import pyarrow as pa
 import pytest
 
 from liftshift.connectors import TARGETS
 from liftshift.connectors.base import KeyRange, Target
 from liftshift.connectors.postgres import PostgresSource
 from liftshift.errors import ConnectError, PlanError
-from tests.conftest import bigquery_url
+from tests.conftest import bigquery_url, new_database
 
 EDGE_TABLE = """
 CREATE TABLE edge (
@@ -52,7 +54,7 @@ def target(request, tmp_path, bq_endpoint, pg_admin_url) -> Iterator[Target]:
     elif request.param == "bigquery":
         url = bigquery_url(bq_endpoint)
     else:
-        url = request.getfixturevalue("pg_url")
+        url = new_database(pg_admin_url)  # not the source's database
     opened = TARGETS[request.param](url, tmp_path / ".liftshift")
     yield opened
     opened.close()
@@ -68,14 +70,17 @@ def test_edge_values_land_exactly_and_fingerprints_agree(source, target):
         assert target.fingerprint(one, None) == source.fingerprint(one, None), column.name
 
 
-def test_a_changed_value_changes_the_fingerprint(source, target):
+def test_a_timestamp_shifted_by_one_microsecond_in_the_target_is_caught(source, target):
     (table,) = source.catalog(["edge"])
     target.prepare(table)
-    target.write(table, source.read_table(table, None), None)
-    before = target.fingerprint(table, None)
-    source.conn.execute("UPDATE edge SET tz = tz + interval '1 microsecond' WHERE id = 1")
-    assert source.fingerprint(table, None).rows == before.rows
-    assert source.fingerprint(table, None).checksum != before.checksum
+    data = source.read_table(table, None)
+    tz = data.column("tz").to_pylist()
+    tz[0] = tz[0] + timedelta(microseconds=1)
+    shifted = data.set_column(data.schema.get_field_index("tz"), "tz", pa.array(tz, data["tz"].type))
+    target.write(table, shifted, None)
+    expected = source.fingerprint(table, None)
+    assert target.fingerprint(table, None).rows == expected.rows
+    assert target.fingerprint(table, None).checksum != expected.checksum
 
 
 def test_rewriting_a_range_replaces_it_and_never_doubles_rows(source, target):
@@ -116,6 +121,6 @@ def test_catalog_describes_keys_types_and_references(pg_url):
 
 
 def test_unreachable_source_says_what_to_check():
-    with pytest.raises(ConnectError, match=r"source.url .*password=\*\*\*|check source.url") as err:
+    with pytest.raises(ConnectError, match="check source.url") as err:
         PostgresSource("postgresql://app:hunter2@127.0.0.1:1/none?password=hunter2")
     assert "hunter2" not in str(err.value)

@@ -1,5 +1,6 @@
 """The Prefect flows, run under Prefect's test harness against real PostgreSQL and DuckDB."""
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -33,8 +34,6 @@ def test_lifecycle_flow_runs_every_stage_and_publishes_reports(pg_url, tmp_path)
         "assess", "transfer", "validate", "benchmark", "golive", "monitor",
     ]  # fmt: skip
     assert all(r["gate"]["passed"] for r in reports)
-    import asyncio
-
     markdown = asyncio.run(_artifact(artifact_key(plan.name, "validate")))
     assert "# validate — test-plan" in markdown and "order_items" in markdown
 
