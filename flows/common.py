@@ -26,9 +26,9 @@ def artifact_key(plan: str, stage: str) -> str:
 
 
 @task(task_run_name="{stage}")
-def stage_task(stage: str, plan: str) -> dict[str, Any]:
+def stage_task(stage: str, plan: str, wave: int | None = None) -> dict[str, Any]:
     """Run one stage of the plan at path `plan`; its report becomes a Markdown artifact."""
-    outcome = lifecycle.run_stage(stage, load_plan(plan))
+    outcome = lifecycle.run_stage(stage, load_plan(plan), wave=wave)
     report = outcome.report
     create_markdown_artifact(
         markdown=to_markdown(report),
@@ -38,9 +38,9 @@ def stage_task(stage: str, plan: str) -> dict[str, Any]:
     return report.model_dump(mode="json")
 
 
-def run_gated(stage: str, plan: str) -> dict[str, Any]:
+def run_gated(stage: str, plan: str, wave: int | None = None) -> dict[str, Any]:
     """Run a stage and fail the flow with the gate's reasons when it does not pass."""
-    report = stage_task(stage, plan)
+    report = stage_task(stage, plan, wave)
     if not report["gate"]["passed"]:
         raise GateFailed(stage, report["gate"]["reasons"])
     return report

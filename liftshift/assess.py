@@ -1,112 +1,171 @@
-"""Assess: inventory of the selected tables and the type mapping of every column."""
+"""Assess: inventory, type verdicts, values the target cannot hold, estimates, advice, waves, suites."""
 
+import fnmatch
+import os
 import time
+from collections import Counter
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict
-
-from liftshift.connectors import open_source
-from liftshift.connectors.base import Column, Table
+from liftshift import inventory
+from liftshift.advice import advise, pricing_note, workload_usage
+from liftshift.assess_report import AssessReport, ColumnAssessment, TableAssessment, ValueProblem, Wave
+from liftshift.connectors import opened
+from liftshift.connectors.base import Table, Target
+from liftshift.connectors.postgres import PostgresSource
+from liftshift.estimate import estimate
 from liftshift.ledger import Ledger
 from liftshift.plan import Plan
-from liftshift.report import GateResult, StageReport
-from liftshift.types import Verdict, bigquery_type, duckdb_type
+from liftshift.profile import profile
+from liftshift.report import GateResult
+from liftshift.settings import settings
+from liftshift.suites import bootstrap
+from liftshift.types import Verdict, target_mapping
+from liftshift.waves import Edge, WavePlan, plan_waves
 
 
-class ColumnAssessment(BaseModel):
-    """Where one column lands and how faithfully."""
+@dataclass(frozen=True)
+class _Assessed:
+    """One table's findings before waves are known."""
 
-    model_config = ConfigDict(frozen=True)
-
-    table: str
-    column: str
-    source_type: str
-    target_type: str
-    verdict: Verdict
-    note: str
-
-
-class TableAssessment(BaseModel):
-    """One table's inventory line."""
-
-    model_config = ConfigDict(frozen=True)
-
-    table: str
-    rows_estimate: int
-    bytes: int
-    columns: int
-    primary_key: list[str]
-    references: list[str]
-    blockers: int
-
-
-class AssessReport(StageReport):
-    """The assessment: tables, and the mapping of each column."""
-
-    tables: list[TableAssessment]
+    line: TableAssessment
     columns: list[ColumnAssessment]
-
-    def items(self) -> list[BaseModel]:
-        """One line per table."""
-        return list(self.tables)
+    problems: list[ValueProblem]
+    suite_written: bool
 
 
-def target_type(target_url: str, column: Column) -> str:
-    """The type a column gets in the plan's target, or '-' when it has no mapping."""
-    m = column.mapping
-    if m.canonical is None:
-        return "-"
-    if target_url.startswith("bigquery://"):
-        return bigquery_type(m.canonical, m.precision, m.scale)
-    if target_url.startswith("duckdb://"):
-        return duckdb_type(m.canonical, m.precision, m.scale)
-    return column.source_type
+def run(plan: Plan, ledger: Ledger) -> AssessReport:
+    """Assess every selected table of the plan's source against its target."""
+    started, t0 = datetime.now(UTC), time.perf_counter()
+    with opened(plan) as (source, target):
+        if not isinstance(source, PostgresSource):
+            raise TypeError("assess reads PostgreSQL catalogs only")
+        tables = source.catalog(plan.tables)
+        columns = {t.name: {c.name for c in t.columns} for t in tables}
+        usage = workload_usage(plan.workload_dir(), columns)
+        found = [_assess_table(plan, source, target, t, usage[t.name]) for t in tables]
+        with inventory.readable(f"the catalog of schema {source.schema}", _user(source)):
+            views = inventory.views(source.conn, source.schema)
+            sequences = inventory.sequences(source.conn, source.schema)
+    waves = plan_waves(
+        {f.line.table: f.line.total_bytes for f in found}, _edges(found), plan.assess.max_wave_bytes
+    )
+    draft = _report(plan, found, waves, started, time.perf_counter() - t0)
+    report = draft.model_copy(update={"views": views, "sequences": sequences})
+    return report.model_copy(update={"gate": gate(report)})
+
+
+def _user(source: PostgresSource) -> str:
+    return str(source.conn.info.user)
+
+
+def _assess_table(
+    plan: Plan, source: PostgresSource, target: Target, table: Table, usage: Counter[str]
+) -> _Assessed:
+    """Inventory, profile, column verdicts, estimate, advice and suite of one table."""
+    with inventory.readable(f"table {table.ref}", _user(source)):
+        found = inventory.describe(source.conn, table)
+        movable = replace(table, columns=tuple(c for c in table.columns if c.mapping.canonical is not None))
+        profiled = profile(source.conn, source.relation(table), movable, target.dialect)
+        workers = settings().dask_workers or os.cpu_count() or 1
+        # Columns holding values the target cannot take are left out of the timed sample.
+        fit = tuple(c for c in movable.columns if c.name not in profiled.problems)
+        sampled = replace(movable, columns=fit)
+        cost = estimate(plan, source, target, sampled, profiled.rows, workers) if sampled.columns else None
+    columns = [
+        _column(plan, table, c.name, found.defaults.get(c.name), target.dialect) for c in table.columns
+    ]
+    problems = [
+        ValueProblem(table=table.name, column=name, problem=what, rows=rows)
+        for name, (what, rows) in profiled.problems.items()
+    ]
+    bq_bytes = cost.bigquery_bytes if cost else 0
+    line = TableAssessment(
+        table=table.name, rows=profiled.rows, rows_estimate=found.rows_estimate,
+        heap_bytes=found.heap_bytes, toast_bytes=found.toast_bytes, index_bytes=found.index_bytes,
+        total_bytes=found.heap_bytes + found.toast_bytes + found.index_bytes, columns=len(table.columns),
+        primary_key=list(table.primary_key), unique_keys=found.unique_keys, foreign_keys=found.foreign_keys,
+        indexes=found.indexes, partition_key=found.partition_key, partitions=found.partitions,
+        triggers=found.triggers, inserts=found.inserts, updates=found.updates, deletes=found.deletes,
+        hot=found.modified_since_analyze + found.updates + found.deletes >= plan.assess.hot_writes,
+        blockers=sum(c.verdict is Verdict.BLOCKER for c in columns) + len(problems),
+        lossy=sum(c.verdict is Verdict.LOSSY for c in columns), wave=0, estimate=cost,
+        advice=advise(movable, found, profiled, bq_bytes, usage, plan.assess.advise_bytes),
+    )  # fmt: skip
+    written = bootstrap(plan.expectations_dir(), movable, found.unique_keys, profiled)
+    return _Assessed(line, columns, problems, written)
+
+
+def _column(plan: Plan, table: Table, name: str, default: str | None, dialect: str) -> ColumnAssessment:
+    column = table.column(name)
+    mapped = target_mapping(column.mapping, dialect)
+    accepted = mapped.verdict is Verdict.LOSSY and _accepted(plan, table.name, name)
+    return ColumnAssessment(
+        table=table.name, column=name, source_type=column.source_type, nullable=column.nullable,
+        default=default, target_type=mapped.type, verdict=mapped.verdict, note=mapped.note, accepted=accepted,
+    )  # fmt: skip
+
+
+def _accepted(plan: Plan, table: str, column: str) -> bool:
+    return any(fnmatch.fnmatchcase(f"{table}.{column}", pattern) for pattern in plan.accept)
+
+
+def _edges(found: list[_Assessed]) -> list[Edge]:
+    return [
+        Edge(child=f.line.table, parent=fk.references, name=fk.name, nullable=fk.nullable)
+        for f in found
+        for fk in f.line.foreign_keys
+    ]
+
+
+def _report(
+    plan: Plan, found: list[_Assessed], waves: WavePlan, started: datetime, seconds: float
+) -> AssessReport:
+    lines = [f.line.model_copy(update={"wave": waves.wave_of(f.line.table)}) for f in found]
+    by_name = {line.table: line for line in lines}
+    columns = [c for f in found for c in f.columns]
+    lossy = [f"{c.table}.{c.column}" for c in columns if c.verdict is Verdict.LOSSY]
+    bq_bytes = sum(t.estimate.bigquery_bytes for t in lines if t.estimate)
+    return AssessReport(
+        stage="assess", plan=plan.name, started_at=started, seconds=seconds,
+        gate=GateResult(passed=True), rows=sum(t.rows for t in lines), tables=lines, columns=columns,
+        value_problems=[p for f in found for p in f.problems],
+        waves=[_wave(i, names, by_name) for i, names in enumerate(waves.waves, 1)], cycles=waves.broken,
+        suites_written=[f.line.table for f in found if f.suite_written],
+        suites_kept=[f.line.table for f in found if not f.suite_written],
+        unused_accepts=[p for p in plan.accept if not fnmatch.filter(lossy, p)],
+        estimated_seconds=sum(t.estimate.seconds for t in lines if t.estimate), bigquery_bytes=bq_bytes,
+        storage_usd_month=sum(t.estimate.storage_usd_month for t in lines if t.estimate),
+        validation_usd=sum(t.estimate.validation_usd for t in lines if t.estimate),
+        pricing_note=pricing_note(bq_bytes, plan.prices),
+    )  # fmt: skip
+
+
+def _wave(number: int, names: list[str], by_name: dict[str, TableAssessment]) -> Wave:
+    members = [by_name[n] for n in names]
+    return Wave(
+        number=number, tables=names, bytes=sum(t.total_bytes for t in members),
+        rows=sum(t.rows for t in members),
+        estimated_seconds=sum(t.estimate.seconds for t in members if t.estimate),
+    )  # fmt: skip
 
 
 def gate(report: AssessReport) -> GateResult:
-    """Pass when every column has a mapping."""
+    """Fail on any blocker (in the types or in the data) and on lossy columns the plan does not accept."""
     reasons = [
         f"{c.table}.{c.column}: {c.source_type} — {c.note}"
         for c in report.columns
         if c.verdict is Verdict.BLOCKER
     ]
+    reasons += [
+        f"{p.table}.{p.column}: {p.rows:,} rows hold {p.problem}, which the target cannot hold; "
+        "correct those rows, or move the table through a view that maps them"
+        for p in report.value_problems
+    ]
+    reasons += [
+        f"{c.table}.{c.column}: {c.source_type} → {c.target_type} is lossy ({c.note}); if that is "
+        f"acceptable, add '{c.table}.{c.column}' under accept: in the plan"
+        for c in report.columns
+        if c.verdict is Verdict.LOSSY and not c.accepted
+    ]
     return GateResult(passed=not reasons, reasons=reasons)
-
-
-def assess_tables(plan: Plan, tables: list[Table], started: datetime, seconds: float) -> AssessReport:
-    """Build the assessment report of catalogued tables."""
-    columns = [
-        ColumnAssessment(
-            table=t.name, column=c.name, source_type=c.source_type,
-            target_type=target_type(plan.target.url, c), verdict=c.mapping.verdict,
-            note=c.mapping.note,
-        )
-        for t in tables
-        for c in t.columns
-    ]  # fmt: skip
-    lines = [
-        TableAssessment(
-            table=t.name, rows_estimate=t.row_estimate, bytes=t.total_bytes,
-            columns=len(t.columns), primary_key=list(t.primary_key),
-            references=list(t.foreign_keys),
-            blockers=sum(c.mapping.verdict is Verdict.BLOCKER for c in t.columns),
-        )
-        for t in tables
-    ]  # fmt: skip
-    draft = AssessReport(
-        stage="assess", plan=plan.name, started_at=started, seconds=seconds,
-        gate=GateResult(passed=True), rows=sum(t.row_estimate for t in tables),
-        tables=lines, columns=columns,
-    )  # fmt: skip
-    return draft.model_copy(update={"gate": gate(draft)})
-
-
-def run(plan: Plan, ledger: Ledger) -> AssessReport:
-    """Catalogue the plan's tables in the source and judge every column's mapping."""
-    started, t0 = datetime.now(UTC), time.perf_counter()
-    source = open_source(plan)
-    try:
-        tables = source.catalog(plan.tables)
-    finally:
-        source.close()
-    return assess_tables(plan, tables, started, time.perf_counter() - t0)

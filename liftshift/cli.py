@@ -89,10 +89,15 @@ def _progress() -> Iterator[transfer.Progress]:
 
 
 @app.command("transfer")
-def transfer_command(plan: PlanArg) -> None:
+def transfer_command(
+    plan: PlanArg,
+    wave: Annotated[
+        int | None, typer.Option(help="move only this wave of the latest assessment", min=1)
+    ] = None,
+) -> None:
     """Run the transfer stage of PLAN, with progress per table."""
     with _user_errors(), _progress() as progress:
-        outcome = lifecycle.run_stage("transfer", load_plan(plan), progress=progress)
+        outcome = lifecycle.run_stage("transfer", load_plan(plan), progress=progress, wave=wave)
     _finish([outcome])
 
 

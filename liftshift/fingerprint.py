@@ -4,9 +4,11 @@ A row's hash is the first 64 bits of MD5 over its canonical text: for each colum
 NULL, else '1' followed by the value's canonical text, columns joined by U+241F. Canonical text:
 integers in decimal; decimals without trailing fractional zeros; floats as '%.16e' (17
 significant digits, exact for doubles) or NaN/Infinity/-Infinity; booleans t/f; strings as
-they are; bytes as lower-case hex; dates as days since 1970-01-01; timestamps as microseconds
-since the epoch in UTC; JSON as compact text. Each engine sums the two 32-bit halves separately
-so no engine overflows; combine() folds them into the sum modulo 2**64.
+they are; bytes as lower-case hex; dates as days since 1970-01-01; times as microseconds since
+midnight; timestamps as microseconds since the epoch in UTC; JSON as compact text. In PostgreSQL a
+column's cast (liftshift.types.Mapping.cast) is applied first, as the COPY that reads it does.
+Each engine sums the two 32-bit halves separately so no engine overflows; combine() folds them
+into the sum modulo 2**64.
 All three rule sets live in this one file because they must agree: change them together.
 """
 
@@ -28,6 +30,7 @@ _DUCK_FLOAT = (
     "CASE WHEN isnan({c}) THEN 'NaN' WHEN {c} = 'inf'::DOUBLE THEN 'Infinity' "
     "WHEN {c} = '-inf'::DOUBLE THEN '-Infinity' ELSE printf('%.16e', {c}::DOUBLE) END"
 )
+_PG_MICROS = "(extract(epoch FROM {c}) * 1000000)::int8::text"  # numeric extract: exact
 _INTS = (C.INT16, C.INT32, C.INT64)
 
 _RULES: dict[str, dict[C, str]] = {
@@ -39,8 +42,9 @@ _RULES: dict[str, dict[C, str]] = {
         C.STRING: "{c}::text",
         C.BYTES: "encode({c}, 'hex')",
         C.DATE: "({c} - DATE '1970-01-01')::text",
-        C.TIMESTAMP: "(extract(epoch FROM {c}) * 1000000)::int8::text",
-        C.TIMESTAMPTZ: "(extract(epoch FROM {c}) * 1000000)::int8::text",
+        C.TIME: _PG_MICROS,
+        C.TIMESTAMP: _PG_MICROS,
+        C.TIMESTAMPTZ: _PG_MICROS,
         C.JSON: _JSON_COMPACT,
     },
     "bigquery": {
@@ -51,6 +55,7 @@ _RULES: dict[str, dict[C, str]] = {
         C.STRING: "{c}",
         C.BYTES: "TO_HEX({c})",
         C.DATE: "CAST(UNIX_DATE({c}) AS STRING)",
+        C.TIME: "CAST(TIME_DIFF({c}, TIME '00:00:00', MICROSECOND) AS STRING)",
         C.TIMESTAMP: "CAST(DATETIME_DIFF({c}, DATETIME '1970-01-01', MICROSECOND) AS STRING)",
         C.TIMESTAMPTZ: "CAST(UNIX_MICROS({c}) AS STRING)",
         C.JSON: "TO_JSON_STRING({c})",
@@ -63,6 +68,7 @@ _RULES: dict[str, dict[C, str]] = {
         C.STRING: "{c}",
         C.BYTES: "lower(hex({c}))",
         C.DATE: "CAST({c} - DATE '1970-01-01' AS VARCHAR)",
+        C.TIME: "CAST(epoch_us({c}) AS VARCHAR)",
         C.TIMESTAMP: "CAST(epoch_us({c}) AS VARCHAR)",
         C.TIMESTAMPTZ: "CAST(epoch_us({c}) AS VARCHAR)",
         C.JSON: "CAST(json({c}) AS VARCHAR)",
@@ -90,9 +96,17 @@ def quote(dialect: str, name: str) -> str:
     return f"{q}{name.replace(q, q + q)}{q}"
 
 
+def canonical_value(dialect: str, column: Column) -> str:
+    """SQL for a column's canonical value: in PostgreSQL with the column's cast applied."""
+    col = quote(dialect, column.name)
+    cast = column.mapping.cast
+    return f"({cast.format(c=col)})" if dialect == "postgres" and cast else col
+
+
 def canonical_text(dialect: str, column: Column) -> str:
     """SQL for a column's canonical text: '0' for NULL, else '1' and the value's text."""
-    col = quote(dialect, column.name)
+    # The cast value is tested, not the column: a composite of NULL fields IS NULL, its JSON is not.
+    col = canonical_value(dialect, column)
     value = _RULES[dialect][column.canonical].format(c=col)
     if dialect == "bigquery":
         return f"IF({col} IS NULL, '0', CONCAT('1', {value}))"

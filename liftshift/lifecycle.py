@@ -30,12 +30,16 @@ class StageOutcome:
 
 
 def run_stage(
-    name: str, plan: Plan, ledger: Ledger | None = None, progress: transfer.Progress | None = None
+    name: str,
+    plan: Plan,
+    ledger: Ledger | None = None,
+    progress: transfer.Progress | None = None,
+    wave: int | None = None,
 ) -> StageOutcome:
-    """Run one stage and record its report in the ledger."""
+    """Run one stage and record its report in the ledger (transfer may move a single wave)."""
     ledger = ledger or Ledger(plan.ledger_url())
     if name == "transfer":
-        result: StageReport = transfer.run(plan, ledger, progress)
+        result: StageReport = transfer.run(plan, ledger, progress, wave)
     else:
         result = STAGES[name](plan, ledger)
     return StageOutcome(result, report.save(ledger, result, plan.state_dir()))

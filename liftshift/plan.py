@@ -53,6 +53,44 @@ class TransferSpec(_Strict):
     max_source_connections: int = Field(2, gt=0)
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes from an int or a size such as '500MB' or '2 GiB'."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"'{value}' is not a size; write bytes or e.g. '500MB', '2GiB'")
+    return int(float(match[1]) * _UNITS[(match[2] or "b").lower()])
+
+
+class AssessSpec(_Strict):
+    """How assess samples tables, groups them into waves and gives advice."""
+
+    sample_rows: int = Field(50_000, gt=0)
+    max_wave_bytes: int | None = None
+    advise_bytes: int = 2**30
+    hot_writes: int = Field(10_000, ge=0)
+
+    @field_validator("max_wave_bytes", "advise_bytes", mode="before")
+    @classmethod
+    def _size(cls, value: int | str | None) -> int | None:
+        return None if value is None else parse_size(value)
+
+
+class PriceSpec(_Strict):
+    """BigQuery list prices in USD (defaults: US multi-region, 2026)."""
+
+    storage_gib_month: float = Field(0.02, ge=0)
+    query_tib: float = Field(6.25, ge=0)
+    slot_hour: float = Field(0.04, ge=0)
+    baseline_slots: int = Field(100, gt=0)
+
+
 class GateSpec(_Strict):
     """Thresholds the gates between stages apply."""
 
@@ -69,6 +107,9 @@ class Plan(_Strict):
     ledger: str | None = None
     workload: str = "workload"
     transfer: TransferSpec = Field(default_factory=TransferSpec)
+    assess: AssessSpec = Field(default_factory=AssessSpec)
+    prices: PriceSpec = Field(default_factory=PriceSpec)
+    accept: list[str] = Field(default_factory=list)
     gates: GateSpec = Field(default_factory=GateSpec)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -81,6 +122,10 @@ class Plan(_Strict):
     def state_dir(self) -> Path:
         """The folder beside the plan where liftshift keeps its own files."""
         return self.base_dir / ".liftshift"
+
+    def expectations_dir(self) -> Path:
+        """The folder of expectation suites, one JSON file per table."""
+        return self.base_dir / "expectations"
 
     def workload_dir(self) -> Path:
         """The folder of SQL files the benchmark replays."""

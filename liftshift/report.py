@@ -34,13 +34,28 @@ class StageReport(BaseModel):
         """The per-table (or per-query) lines of the report."""
         return []
 
+    def sections(self) -> list[str]:
+        """Markdown lines that follow the table of items (stages with more to say override this)."""
+        return []
+
+    def html(self) -> str | None:
+        """The report as one self-contained HTML page, or None for stages that have none."""
+        return None
+
 
 def save(ledger: Ledger, report: StageReport, state_dir: Path) -> Path:
-    """Store a report in the ledger and as Markdown beside the plan; returns the file."""
+    """Store a report in the ledger, as Markdown beside the plan and as HTML if it has a page.
+
+    Returns the Markdown file; the HTML page, when written, is beside it with the suffix .html.
+    """
     ledger.save_report(report.plan, report.stage, report.gate.passed, report.model_dump(mode="json"))
     path = state_dir / "reports" / f"{report.plan}-{report.stage}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(to_markdown(report))
+    # Explicit UTF-8: table names may be non-ASCII and the locale's default may not be.
+    path.write_text(to_markdown(report), encoding="utf-8")
+    page = report.html()
+    if page is not None:
+        path.with_name(f"{report.plan}-{report.stage}.html").write_text(page, encoding="utf-8")
     return path
 
 
@@ -58,6 +73,7 @@ def to_markdown(report: StageReport) -> str:
     items = report.items()
     if items:
         lines += ["", *_markdown_table([i.model_dump(mode="json") for i in items])]
+    lines += report.sections()
     return "\n".join(lines) + "\n"
 
 

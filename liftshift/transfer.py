@@ -14,12 +14,12 @@ from liftshift.cluster import dask_client
 from liftshift.connectors import open_source, open_target
 from liftshift.connectors.base import Fingerprint, KeyRange, Source, Table, Target
 from liftshift.connectors.postgres import PostgresSource
-from liftshift.errors import UnsupportedTypeError
+from liftshift.errors import PlanError, UnsupportedTypeError
 from liftshift.ledger import ChunkRecord, Ledger
 from liftshift.plan import Plan
 from liftshift.redact import redact
 from liftshift.report import GateResult, StageReport
-from liftshift.types import Canonical, Verdict
+from liftshift.types import Canonical, Verdict, target_mapping
 
 MAX_ATTEMPTS = 3
 _INTEGER_KEYS = (Canonical.INT16, Canonical.INT32, Canonical.INT64)
@@ -40,12 +40,14 @@ class TableTransfer(BaseModel):
     retried: int
     failed: list[str]
     seconds: float
+    estimated_seconds: float | None = None
 
 
 class TransferReport(StageReport):
-    """The transfer: one line per table."""
+    """The transfer: one line per table, with assess's estimate beside the time it took."""
 
     tables: list[TableTransfer]
+    wave: int | None = None
 
     def items(self) -> list[BaseModel]:
         """One line per table."""
@@ -91,15 +93,20 @@ def gate(report: TransferReport) -> GateResult:
     return GateResult(passed=not reasons, reasons=reasons)
 
 
-def run(plan: Plan, ledger: Ledger, progress: Progress | None = None) -> TransferReport:
-    """Copy every selected table; chunks done in an earlier run are skipped."""
+def run(
+    plan: Plan, ledger: Ledger, progress: Progress | None = None, wave: int | None = None
+) -> TransferReport:
+    """Copy every selected table, or one wave of the latest assessment; chunks done earlier are skipped."""
     started, t0 = datetime.now(UTC), time.perf_counter()
+    if wave is not None:
+        plan = plan.model_copy(update={"tables": _wave_tables(ledger, plan, wave)})
+    estimates = _estimates(ledger, plan)
     source = open_source(plan)
     try:
         tables = source.catalog(plan.tables)
-        _refuse_blockers(tables)
         target = open_target(plan)
         try:
+            _refuse_blockers(tables, target.dialect)
             with dask_client() as client:
                 lines = [_copy_table(plan, ledger, source, target, client, t, progress) for t in tables]
         finally:
@@ -109,17 +116,41 @@ def run(plan: Plan, ledger: Ledger, progress: Progress | None = None) -> Transfe
     draft = TransferReport(
         stage="transfer", plan=plan.name, started_at=started,
         seconds=time.perf_counter() - t0, gate=GateResult(passed=True),
-        rows=sum(t.rows for t in lines), tables=lines,
+        rows=sum(t.rows for t in lines), wave=wave,
+        tables=[t.model_copy(update={"estimated_seconds": estimates.get(t.table)}) for t in lines],
     )  # fmt: skip
     return draft.model_copy(update={"gate": gate(draft)})
 
 
-def _refuse_blockers(tables: list[Table]) -> None:
+def _wave_tables(ledger: Ledger, plan: Plan, number: int) -> list[str]:
+    """The tables of one wave of the plan's latest assessment."""
+    stored = ledger.latest_report(plan.name, "assess")
+    if stored is None:
+        raise PlanError(f"no assessment of plan '{plan.name}' in the ledger; run `liftshift assess` first")
+    waves = stored.body.get("waves", [])
+    if not 1 <= number <= len(waves):
+        raise PlanError(f"wave {number} does not exist; the latest assessment has waves 1–{len(waves)}")
+    return [fnmatch_escape(name) for name in waves[number - 1]["tables"]]
+
+
+def fnmatch_escape(name: str) -> str:
+    """A pattern that matches exactly this table name."""
+    return "".join(f"[{ch}]" if ch in "*?[]" else ch for ch in name)
+
+
+def _estimates(ledger: Ledger, plan: Plan) -> dict[str, float]:
+    """Each table's estimated transfer seconds from the latest assessment."""
+    stored = ledger.latest_report(plan.name, "assess")
+    tables = stored.body.get("tables", []) if stored else []
+    return {t["table"]: t["estimate"]["seconds"] for t in tables if t.get("estimate")}
+
+
+def _refuse_blockers(tables: list[Table], dialect: str) -> None:
     blocked = [
         f"{t.name}.{c.name} ({c.source_type})"
         for t in tables
         for c in t.columns
-        if c.mapping.verdict is Verdict.BLOCKER
+        if target_mapping(c.mapping, dialect).verdict is Verdict.BLOCKER
     ]
     if blocked:
         raise UnsupportedTypeError(

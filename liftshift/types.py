@@ -1,6 +1,21 @@
-"""The canonical type system, and the mapping from PostgreSQL types onto it and onto targets."""
+"""The canonical type system, and how each canonical type is spelled in every target.
 
-import re
+Every column travels as one canonical type (its Arrow type) and is fingerprinted by one canonical
+text rule. A source type maps onto a canonical type, possibly through a PostgreSQL cast (a uuid
+travels as its text, an array as JSON); liftshift.pgtypes holds those rules. What a column
+becomes in each target is a TargetMapping with one of four verdicts:
+
+- exact: the same kind of type; every value and its meaning survive.
+- widened: every value survives in a wider or more general type and still compares equal, though
+  type-specific operators may be lost; the note says how it is held.
+- lossy: values or their meaning change; the note says what is lost.
+- blocker: the column cannot be moved; the note says what to do (cast it to a supported type in
+  a view, or leave the column or table out).
+
+Notes also name values a type cannot hold (±infinity, NaN, years past 9999): a verdict judges the
+type, and the assess stage checks the data for such values.
+"""
+
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -20,13 +35,14 @@ class Canonical(StrEnum):
     STRING = "string"
     BYTES = "bytes"
     DATE = "date"
+    TIME = "time"  # time of day without a zone, microseconds
     TIMESTAMP = "timestamp"  # without time zone: a wall-clock reading
     TIMESTAMPTZ = "timestamptz"  # an instant, stored in UTC
     JSON = "json"
 
 
 class Verdict(StrEnum):
-    """How faithfully a column's values survive the move."""
+    """How faithfully a column's values survive the move (meanings in the module docstring)."""
 
     EXACT = "exact"
     WIDENED = "widened"
@@ -34,73 +50,58 @@ class Verdict(StrEnum):
     BLOCKER = "blocker"
 
 
-@dataclass(frozen=True)
-class Mapping:
-    """Where one source column type lands, and how faithfully."""
+DIALECTS = ("bigquery", "duckdb", "postgres")
 
-    canonical: Canonical | None
+
+@dataclass(frozen=True)
+class TargetMapping:
+    """What a column becomes in one target: its type there ('' for a blocker) and the verdict."""
+
+    type: str
     verdict: Verdict
     note: str = ""
-    precision: int | None = None
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """Where one source column type lands: its canonical type, the cast to it, and each target.
+
+    cast is a PostgreSQL expression template over {c} that turns a source value into its
+    canonical value; None means the value is already canonical.
+    """
+
+    canonical: Canonical | None
+    bigquery: TargetMapping
+    duckdb: TargetMapping
+    postgres: TargetMapping
+    precision: int | None = None  # decimals; None for an unconstrained numeric
     scale: int | None = None
+    cast: str | None = None
+
+    @property
+    def verdict(self) -> Verdict:
+        """The BigQuery verdict (liftshift's first target); target_mapping() gives any target's."""
+        return self.bigquery.verdict
+
+    @property
+    def note(self) -> str:
+        """The BigQuery note."""
+        return self.bigquery.note
 
 
-_SIMPLE: dict[str, tuple[Canonical, Verdict, str]] = {
-    "smallint": (Canonical.INT16, Verdict.WIDENED, "stored as INT64"),
-    "integer": (Canonical.INT32, Verdict.WIDENED, "stored as INT64"),
-    "bigint": (Canonical.INT64, Verdict.EXACT, ""),
-    "real": (Canonical.FLOAT32, Verdict.WIDENED, "stored as FLOAT64 (exact widening)"),
-    "double precision": (Canonical.FLOAT64, Verdict.EXACT, ""),
-    "boolean": (Canonical.BOOL, Verdict.EXACT, ""),
-    "text": (Canonical.STRING, Verdict.EXACT, ""),
-    "bytea": (Canonical.BYTES, Verdict.EXACT, ""),
-    "date": (Canonical.DATE, Verdict.EXACT, ""),
-    "timestamp without time zone": (Canonical.TIMESTAMP, Verdict.EXACT, "as DATETIME"),
-    "timestamp with time zone": (Canonical.TIMESTAMPTZ, Verdict.EXACT, "as TIMESTAMP in UTC"),
-    "jsonb": (Canonical.JSON, Verdict.EXACT, ""),
-    "json": (Canonical.JSON, Verdict.WIDENED, "normalised: whitespace and duplicate keys go"),
-    "uuid": (Canonical.STRING, Verdict.WIDENED, "stored as STRING in canonical form"),
-}
-_VARCHAR = re.compile(r"^character varying(\(\d+\))?$")
-_CHAR = re.compile(r"^character(\(\d+\))?$")
-_NUMERIC = re.compile(r"^numeric(?:\((\d+)(?:,(\d+))?\))?$")
-_TIMESTAMP_P = re.compile(r"^(timestamp)\(\d\)( with(?:out)? time zone)$")
+def target_mapping(mapping: Mapping, dialect: str) -> TargetMapping:
+    """What a mapped column becomes in the target dialect: bigquery, duckdb or postgres."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown target dialect '{dialect}' (one of {', '.join(DIALECTS)})")
+    found: TargetMapping = getattr(mapping, dialect)
+    return found
 
-# BigQuery NUMERIC holds 38 digits with scale <= 9; BIGNUMERIC 76 digits with scale <= 38.
+
+# BigQuery NUMERIC holds 29 integer and 9 fractional digits; BIGNUMERIC 38 and 38.
 NUMERIC_MAX = (38, 9)
 BIGNUMERIC_MAX = (76, 38)
-
-
-def map_postgres(source_type: str) -> Mapping:
-    """Map a PostgreSQL type (as format_type() prints it) onto a canonical type."""
-    source_type = _TIMESTAMP_P.sub(r"\1\2", source_type.strip())
-    if source_type in _SIMPLE:
-        canonical, verdict, note = _SIMPLE[source_type]
-        return Mapping(canonical, verdict, note)
-    if _VARCHAR.match(source_type):
-        return Mapping(Canonical.STRING, Verdict.WIDENED, "length limit not enforced by STRING")
-    if _CHAR.match(source_type):
-        return Mapping(Canonical.STRING, Verdict.WIDENED, "blank padding removed")
-    numeric = _NUMERIC.match(source_type)
-    if numeric:
-        return _map_numeric(numeric.group(1), numeric.group(2))
-    return Mapping(None, Verdict.BLOCKER, f"no mapping for PostgreSQL type '{source_type}' yet")
-
-
-def _map_numeric(precision: str | None, scale: str | None) -> Mapping:
-    if precision is None:
-        return Mapping(
-            Canonical.DECIMAL,
-            Verdict.WIDENED,
-            "unconstrained numeric stored as BIGNUMERIC (up to 38 fractional digits)",
-            *BIGNUMERIC_MAX,
-        )
-    p, s = int(precision), int(scale or 0)
-    if p - s <= NUMERIC_MAX[0] - NUMERIC_MAX[1] and s <= NUMERIC_MAX[1]:
-        return Mapping(Canonical.DECIMAL, Verdict.EXACT, "", p, s)
-    if p - s <= BIGNUMERIC_MAX[0] - BIGNUMERIC_MAX[1] and s <= BIGNUMERIC_MAX[1]:
-        return Mapping(Canonical.DECIMAL, Verdict.WIDENED, "stored as BIGNUMERIC", p, s)
-    return Mapping(None, Verdict.BLOCKER, f"numeric({p},{s}) exceeds BIGNUMERIC's 76 digits")
+DUCKDB_DECIMAL_MAX = 38
+DUCKDB_UNCONSTRAINED = (38, 10)  # what DuckDB itself gives an unconstrained DECIMAL
 
 
 def is_bignumeric(precision: int | None, scale: int | None) -> bool:
@@ -119,15 +120,15 @@ def bigquery_type(canonical: Canonical, precision: int | None, scale: int | None
 def duckdb_type(canonical: Canonical, precision: int | None, scale: int | None) -> str:
     """The DuckDB column type for a canonical type (DuckDB decimals stop at 38 digits)."""
     if canonical is Canonical.DECIMAL:
-        p, s = precision or 38, scale if scale is not None else 10
-        return f"DECIMAL({min(p, 38)},{min(s, 37)})"
+        p, s = (precision, scale or 0) if precision is not None else DUCKDB_UNCONSTRAINED
+        return f"DECIMAL({min(p, DUCKDB_DECIMAL_MAX)},{min(s, DUCKDB_DECIMAL_MAX)})"
     return _DUCKDB[canonical]
 
 
 def arrow_type(canonical: Canonical, precision: int | None, scale: int | None) -> pa.DataType:
     """The Arrow type liftshift reads a canonical type into."""
     if canonical is Canonical.DECIMAL:
-        p, s = precision or BIGNUMERIC_MAX[0], scale if scale is not None else BIGNUMERIC_MAX[1]
+        p, s = (precision, scale or 0) if precision is not None else BIGNUMERIC_MAX
         return pa.decimal128(p, s) if p <= 38 else pa.decimal256(p, s)
     return _ARROW[canonical]
 
@@ -136,18 +137,20 @@ _BIGQUERY = {
     Canonical.INT16: "INT64", Canonical.INT32: "INT64", Canonical.INT64: "INT64",
     Canonical.FLOAT32: "FLOAT64", Canonical.FLOAT64: "FLOAT64", Canonical.BOOL: "BOOL",
     Canonical.STRING: "STRING", Canonical.BYTES: "BYTES", Canonical.DATE: "DATE",
-    Canonical.TIMESTAMP: "DATETIME", Canonical.TIMESTAMPTZ: "TIMESTAMP", Canonical.JSON: "JSON",
+    Canonical.TIME: "TIME", Canonical.TIMESTAMP: "DATETIME", Canonical.TIMESTAMPTZ: "TIMESTAMP",
+    Canonical.JSON: "JSON",
 }  # fmt: skip
 _DUCKDB = {
     Canonical.INT16: "SMALLINT", Canonical.INT32: "INTEGER", Canonical.INT64: "BIGINT",
     Canonical.FLOAT32: "REAL", Canonical.FLOAT64: "DOUBLE", Canonical.BOOL: "BOOLEAN",
     Canonical.STRING: "VARCHAR", Canonical.BYTES: "BLOB", Canonical.DATE: "DATE",
-    Canonical.TIMESTAMP: "TIMESTAMP", Canonical.TIMESTAMPTZ: "TIMESTAMPTZ", Canonical.JSON: "JSON",
+    Canonical.TIME: "TIME", Canonical.TIMESTAMP: "TIMESTAMP", Canonical.TIMESTAMPTZ: "TIMESTAMPTZ",
+    Canonical.JSON: "JSON",
 }  # fmt: skip
 _ARROW: dict[Canonical, pa.DataType] = {
     Canonical.INT16: pa.int16(), Canonical.INT32: pa.int32(), Canonical.INT64: pa.int64(),
     Canonical.FLOAT32: pa.float32(), Canonical.FLOAT64: pa.float64(), Canonical.BOOL: pa.bool_(),
     Canonical.STRING: pa.string(), Canonical.BYTES: pa.binary(), Canonical.DATE: pa.date32(),
-    Canonical.TIMESTAMP: pa.timestamp("us"), Canonical.TIMESTAMPTZ: pa.timestamp("us", tz="UTC"),
-    Canonical.JSON: pa.string(),
+    Canonical.TIME: pa.time64("us"), Canonical.TIMESTAMP: pa.timestamp("us"),
+    Canonical.TIMESTAMPTZ: pa.timestamp("us", tz="UTC"), Canonical.JSON: pa.string(),
 }  # fmt: skip

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from liftshift.cli import app
 from liftshift.demo import seed
-from tests.conftest import write_plan
+from tests.conftest import DEMO_ACCEPT, write_plan
 
 runner = CliRunner()
 
@@ -29,7 +29,7 @@ def test_unreachable_source_keeps_the_password_out(tmp_path):
 
 def test_run_then_status_and_a_failing_gate_exits_1(pg_url, tmp_path):
     seed(pg_url, rows=300)
-    write_plan(tmp_path, pg_url, "duckdb:///w.duckdb")
+    write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", accept=DEMO_ACCEPT)
     plan = str(tmp_path / "plan.yaml")
     assert runner.invoke(app, ["run", plan]).exit_code == 0
     status = json.loads(runner.invoke(app, ["status", plan, "--json"]).output)
@@ -40,3 +40,10 @@ def test_run_then_status_and_a_failing_gate_exits_1(pg_url, tmp_path):
     result = runner.invoke(app, ["validate", plan])
     assert result.exit_code == 1
     assert "order_items: 299 rows in source, 300 in target" in result.output.replace("\n", " ")
+
+
+def test_transfer_of_a_wave_before_any_assessment_says_to_assess_first(tmp_path):
+    write_plan(tmp_path, "postgresql://app@127.0.0.1:1/shop", "duckdb:///w.duckdb")
+    result = runner.invoke(app, ["transfer", str(tmp_path / "plan.yaml"), "--wave", "1"])
+    assert result.exit_code == 2
+    assert "run `liftshift assess` first" in " ".join(result.output.split())

@@ -11,7 +11,7 @@ from flows.assess import assess
 from flows.common import GateFailed, artifact_key
 from flows.lifecycle import lifecycle
 from liftshift.demo import seed
-from tests.conftest import write_plan
+from tests.conftest import DEMO_ACCEPT, write_plan
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -28,7 +28,7 @@ async def _artifact(key: str) -> str:
 
 def test_lifecycle_flow_runs_every_stage_and_publishes_reports(pg_url, tmp_path):
     seed(pg_url, rows=400)
-    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb")
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", accept=DEMO_ACCEPT)
     reports = lifecycle(plan=str(tmp_path / "plan.yaml"))
     assert [r["stage"] for r in reports] == [
         "assess", "transfer", "validate", "benchmark", "golive", "monitor",
@@ -42,7 +42,7 @@ def test_a_failed_gate_fails_the_flow_with_its_reasons(pg_url, tmp_path):
     import psycopg
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE shapes (id int PRIMARY KEY, p point)")
-    write_plan(tmp_path, pg_url, "duckdb:///w.duckdb")
-    with pytest.raises(GateFailed, match="assess gate failed: shapes.p: point"):
+        conn.execute("CREATE TABLE shapes (id int PRIMARY KEY, p tid)")
+    write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", accept=DEMO_ACCEPT)
+    with pytest.raises(GateFailed, match="assess gate failed: shapes.p: tid — no mapping"):
         assess(plan=str(tmp_path / "plan.yaml"))

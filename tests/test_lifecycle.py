@@ -8,13 +8,14 @@ from liftshift import lifecycle
 from liftshift.connectors import open_target
 from liftshift.demo import seed
 from liftshift.ledger import Ledger
-from tests.conftest import bigquery_url, write_plan
+from tests.conftest import DEMO_ACCEPT, bigquery_url, write_plan
 
 
 @pytest.fixture
 def demo_plan(pg_url, bq_endpoint, tmp_path):
     seed(pg_url, rows=3000)
-    return write_plan(tmp_path, pg_url, bigquery_url(bq_endpoint), transfer={"chunk_rows": 500})
+    target = bigquery_url(bq_endpoint)
+    return write_plan(tmp_path, pg_url, target, transfer={"chunk_rows": 500}, accept=DEMO_ACCEPT)
 
 
 def test_all_six_stages_pass_and_a_hand_edited_row_fails_validate(demo_plan):
@@ -65,15 +66,16 @@ def test_golive_refuses_without_earlier_gates(demo_plan):
 
 def test_duckdb_target_and_a_failed_gate_stops_the_lifecycle(pg_url, tmp_path):
     seed(pg_url, rows=500)
-    plan = write_plan(tmp_path, pg_url, "duckdb:///warehouse.duckdb")
+    plan = write_plan(tmp_path, pg_url, "duckdb:///warehouse.duckdb", accept=DEMO_ACCEPT)
     assert all(o.report.gate.passed for o in lifecycle.run_all(plan))
     assert (tmp_path / "warehouse.duckdb").exists()
     with psycopg_conn(pg_url) as conn:
-        conn.execute("ALTER TABLE products ADD COLUMN span interval")
+        conn.execute("ALTER TABLE products ADD COLUMN span tid")
     outcomes = lifecycle.run_all(plan)
     assert [o.report.stage for o in outcomes] == ["assess"]
     assert outcomes[0].report.gate.reasons == [
-        "products.span: interval — no mapping for PostgreSQL type 'interval' yet"
+        "products.span: tid — no mapping for PostgreSQL type 'tid': cast it to a supported type "
+        "in a view, or leave the column out"
     ]
 
 

@@ -6,7 +6,9 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from liftshift.types import Canonical, Mapping, arrow_type
+from liftshift.errors import UnsupportedTypeError
+from liftshift.pgtypes import PgType
+from liftshift.types import Canonical, Mapping, Verdict, arrow_type, target_mapping
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Column:
     source_type: str
     nullable: bool
     mapping: Mapping
+    pg_type: PgType | None = None  # what pg_type says of it (enum labels, domain base, element)
 
     @property
     def canonical(self) -> Canonical:
@@ -39,6 +42,15 @@ class Column:
     def arrow_type(self) -> pa.DataType:
         """The Arrow type values of this column travel as."""
         return arrow_type(self.canonical, self.mapping.precision, self.mapping.scale)
+
+    def target_type(self, dialect: str) -> str:
+        """The column's type in a target dialect; UnsupportedTypeError if it cannot go there."""
+        mapped = target_mapping(self.mapping, dialect)
+        if mapped.verdict is Verdict.BLOCKER:
+            raise UnsupportedTypeError(
+                f"column {self.name} ({self.source_type}) cannot be moved to {dialect}: {mapped.note}"
+            )
+        return mapped.type
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,7 @@ class Target(Protocol):
     dialect: str
 
     def prepare(self, table: Table) -> None: ...
+    def drop(self, table: Table) -> None: ...
     def write(self, table: Table, data: pa.Table, key_range: KeyRange | None) -> int: ...
     def fingerprint(self, table: Table, key_range: KeyRange | None) -> Fingerprint: ...
     def columns(self, table: Table) -> list[TargetColumn]: ...

@@ -14,7 +14,7 @@ from google.cloud import bigquery
 from liftshift import fingerprint as fp
 from liftshift.connectors.base import Column, Fingerprint, KeyRange, Table, TargetColumn
 from liftshift.errors import ConnectError, PlanError
-from liftshift.types import bigquery_type
+from liftshift.types import target_mapping
 
 # Without a bound, the client retries a server error for ten minutes before saying anything.
 _RETRY = bigquery.DEFAULT_RETRY.with_timeout(60)
@@ -74,9 +74,7 @@ class BigQueryTarget:
         """The mapped BigQuery schema of a source table."""
         return [
             bigquery.SchemaField(
-                c.name,
-                bigquery_type(c.canonical, c.mapping.precision, c.mapping.scale),
-                mode="NULLABLE" if c.nullable else "REQUIRED",
+                c.name, c.target_type(self.dialect), mode="NULLABLE" if c.nullable else "REQUIRED"
             )
             for c in table.columns
         ]
@@ -85,6 +83,10 @@ class BigQueryTarget:
         """Create the table with mapped types unless it exists."""
         ref = bigquery.Table(self.table_id(table), schema=self.schema(table))
         self.client.create_table(ref, exists_ok=True, retry=_RETRY)
+
+    def drop(self, table: Table) -> None:
+        """Delete the table if it exists."""
+        self.client.delete_table(self.table_id(table), not_found_ok=True, retry=_RETRY)
 
     def write(self, table: Table, data: pa.Table, key_range: KeyRange | None) -> int:
         """Replace a key range by data: delete the range, then one Parquet load job."""
@@ -122,7 +124,7 @@ class BigQueryTarget:
 
     def expected_type(self, column: Column) -> str:
         """The type name this target reports for a mapped column."""
-        return bigquery_type(column.canonical, column.mapping.precision, column.mapping.scale)
+        return target_mapping(column.mapping, self.dialect).type
 
     def query(self, sql: str) -> pa.Table:
         """Run a query (names resolve in the target dataset) and return its result as Arrow."""

@@ -8,10 +8,10 @@ import pyarrow as pa
 from liftshift import fingerprint as fp
 from liftshift.connectors.base import Column, Fingerprint, KeyRange, Table, TargetColumn
 from liftshift.errors import ConnectError
-from liftshift.types import duckdb_type
+from liftshift.types import target_mapping
 
-# information_schema spells some types differently from DDL.
-_REPORTED = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE", "REAL": "FLOAT"}
+# information_schema spells some types differently from the DDL the mapping gives.
+_DECLARED = {"TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ", "FLOAT": "REAL"}
 
 
 class DuckDBTarget:
@@ -39,12 +39,14 @@ class DuckDBTarget:
     def prepare(self, table: Table) -> None:
         """Create the table with mapped types unless it exists."""
         cols = ", ".join(
-            f"{fp.quote('duckdb', c.name)} "
-            f"{duckdb_type(c.canonical, c.mapping.precision, c.mapping.scale)}"
-            f"{'' if c.nullable else ' NOT NULL'}"
+            f"{fp.quote('duckdb', c.name)} {c.target_type(self.dialect)}{'' if c.nullable else ' NOT NULL'}"
             for c in table.columns
         )
         self.conn.execute(f"CREATE TABLE IF NOT EXISTS {self.relation(table)} ({cols})")
+
+    def drop(self, table: Table) -> None:
+        """Drop the table if it exists."""
+        self.conn.execute(f"DROP TABLE IF EXISTS {self.relation(table)}")
 
     def write(self, table: Table, data: pa.Table, key_range: KeyRange | None) -> int:
         """Replace a key range with data in one transaction (a rerun never doubles rows)."""
@@ -52,7 +54,7 @@ class DuckDBTarget:
         self.conn.execute("BEGIN")
         try:
             self.conn.execute(f"DELETE FROM {self.relation(table)} WHERE {where}")
-            self.conn.register("liftshift_batch", data)
+            self.conn.register("liftshift_batch", _readable(data))
             self.conn.execute(f"INSERT INTO {self.relation(table)} SELECT * FROM liftshift_batch")
             self.conn.unregister("liftshift_batch")
             self.conn.execute("COMMIT")
@@ -64,7 +66,8 @@ class DuckDBTarget:
     def fingerprint(self, table: Table, key_range: KeyRange | None) -> Fingerprint:
         """Row count and checksum of a key range, computed inside DuckDB."""
         sql = fp.fingerprint_sql("duckdb", self.relation(table), table.columns, key_range)
-        n, hi, lo = self.conn.execute(sql).fetchone() or (0, 0, 0)
+        # fetchall: a result left unfinished blocks the connection's next statement
+        (n, hi, lo), *_ = self.conn.execute(sql).fetchall() or [(0, 0, 0)]
         return fp.combine(n, hi, lo)
 
     def columns(self, table: Table) -> list[TargetColumn]:
@@ -74,14 +77,21 @@ class DuckDBTarget:
             "WHERE table_name = ? ORDER BY ordinal_position",
             [table.name],
         ).fetchall()
-        return [TargetColumn(name, typ, nullable) for name, typ, nullable in rows]
+        return [TargetColumn(name, _DECLARED.get(typ, typ), nullable) for name, typ, nullable in rows]
 
     def expected_type(self, column: Column) -> str:
         """The type name this target reports for a mapped column."""
-        declared = duckdb_type(column.canonical, column.mapping.precision, column.mapping.scale)
-        return _REPORTED.get(declared, declared)
+        return target_mapping(column.mapping, self.dialect).type
 
     def query(self, sql: str) -> pa.Table:
         """Run a query and return its result as Arrow."""
         relation = self.conn.sql(sql)  # None for statements that return no rows
         return relation.to_arrow_table() if relation is not None else pa.table({})
+
+
+def _readable(data: pa.Table) -> pa.Table:
+    """The batch with 256-bit decimals as text, which DuckDB cannot scan but casts on insert."""
+    for i, field in enumerate(data.schema):
+        if isinstance(field.type, pa.Decimal256Type):
+            data = data.set_column(i, field.name, data.column(i).cast(pa.string()))
+    return data

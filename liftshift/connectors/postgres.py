@@ -2,21 +2,37 @@
 
 import fnmatch
 import io
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
+from psycopg.types.string import TextLoader
 
 from liftshift import fingerprint as fp
 from liftshift.connectors.base import Column, Fingerprint, KeyRange, Table, TableRef
 from liftshift.errors import ConnectError, PlanError
+from liftshift.pgtypes import BUILTIN_RANGES, PgType, map_postgres
 from liftshift.redact import redact
-from liftshift.types import Canonical, map_postgres
+from liftshift.types import Canonical
 
-_SESSION = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 1"
+# IntervalStyle: intervals travel and are hashed as ISO 8601 text, which BigQuery can CAST.
+_SESSION = (
+    "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 1; "
+    "SET IntervalStyle = 'iso_8601'"
+)
+
+# Types psycopg loads as Python objects Arrow cannot take (dicts and lists mixed, UUID, ipaddress,
+# Range): query() returns PostgreSQL's text of them instead.
+_LOADED_AS_TEXT = ("json", "jsonb", "uuid", "inet", "cidr", *BUILTIN_RANGES)
 
 _TABLES_SQL = """
 SELECT c.oid, c.relname, greatest(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid)
@@ -24,11 +40,18 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition
 ORDER BY c.relname
 """
-_COLUMNS_SQL = """
-SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull
-FROM pg_attribute a WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
+# What pg_type says of a type: typtype, typcategory, built in?, typelem, typbasetype, the
+# domain's typmod, enum labels in order. Element and base types are looked up by _TYPE_SQL.
+_TYPE_FIELDS = """t.typtype::text, t.typcategory::text, t.oid < 16384, t.typelem, t.typbasetype,
+  t.typtypmod, ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid
+                     ORDER BY e.enumsortorder)"""
+_COLUMNS_SQL = f"""
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull, a.atttypmod, {_TYPE_FIELDS}
+FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
 """
+_TYPE_SQL = f"SELECT format_type(t.oid, %s), %s, {_TYPE_FIELDS} FROM pg_type t WHERE t.oid = %s"
 _PKEY_SQL = """
 SELECT a.attname FROM pg_index i
 JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON TRUE
@@ -52,7 +75,34 @@ def connect(url: str) -> psycopg.Connection[Any]:
             "check source.url (host, port, database, user) and that the server is running"
         ) from None
     conn.execute(_SESSION)
+    conn.adapters.register_loader("interval", _IsoIntervalLoader)
     return conn
+
+
+_ISO_INTERVAL = re.compile(
+    r"P(?:(-?\d+)Y)?(?:(-?\d+)M)?(?:(-?\d+)D)?(?:T(?:(-?\d+)H)?(?:(-?\d+)M)?(?:(-?\d+(?:\.\d+)?)S)?)?"
+)
+
+
+class _IsoIntervalLoader(Loader):
+    """Loads ISO 8601 interval text into a timedelta, as psycopg loads the postgres style.
+
+    psycopg's own loader refuses IntervalStyle iso_8601. Like it, a year counts 365 days and a
+    month 30.
+    """
+
+    def load(self, data: Buffer) -> timedelta:
+        """The interval as a timedelta."""
+        text = bytes(data).decode()
+        found = _ISO_INTERVAL.fullmatch(text)
+        if not found:
+            raise psycopg.DataError(f"can't parse interval {text!r}")
+        years, months, days, hours, minutes, seconds = (g or "0" for g in found.groups())
+        micros = int(Decimal(seconds) * 1_000_000)
+        return timedelta(
+            days=365 * int(years) + 30 * int(months) + int(days),
+            hours=int(hours), minutes=int(minutes), microseconds=micros,
+        )  # fmt: skip
 
 
 class PostgresSource:
@@ -90,13 +140,33 @@ class PostgresSource:
         return self.conn.execute(sql, (self.schema,)).fetchone() is not None
 
     def _describe(self, oid: int, name: str, estimate: int, size: int) -> Table:
+        rows = self.conn.execute(_COLUMNS_SQL, (oid,)).fetchall()
+        types = [self._pg_type(typ, *info) for _, typ, _, *info in rows]
         columns = tuple(
-            Column(col, typ, nullable, map_postgres(typ))
-            for col, typ, nullable in self.conn.execute(_COLUMNS_SQL, (oid,)).fetchall()
+            Column(col, typ, nullable, map_postgres(pg), pg)
+            for (col, typ, nullable, *_), pg in zip(rows, types, strict=True)
         )
         pkey = tuple(r[0] for r in self.conn.execute(_PKEY_SQL, (oid,)).fetchall())
         fkeys = tuple(r[0] for r in self.conn.execute(_FKEY_SQL, (oid,)).fetchall())
         return Table(TableRef(self.schema, name), columns, pkey, estimate, size, fkeys)
+
+    def _pg_type(
+        self, name: str, typmod: int, kind: str, category: str, builtin: bool,
+        element: int, base: int, base_typmod: int, labels: list[str],
+    ) -> PgType:  # fmt: skip
+        """A type as pg_type describes it, with its array element or domain base looked up."""
+        return PgType(
+            name, kind, category, builtin,
+            element=self._type_of(element, typmod) if category == "A" and element else None,
+            base=self._type_of(base, base_typmod) if kind == "d" else None,
+            labels=tuple(labels),
+        )  # fmt: skip
+
+    def _type_of(self, oid: int, typmod: int) -> PgType:
+        row = self.conn.execute(_TYPE_SQL, (typmod, typmod, oid)).fetchone()
+        if row is None:
+            raise PlanError(f"type oid {oid} vanished from pg_type while cataloguing; run again")
+        return self._pg_type(*row)
 
     def relation(self, table: Table) -> str:
         """The quoted schema-qualified name."""
@@ -115,9 +185,15 @@ class PostgresSource:
 
     def read_table(self, table: Table, key_range: KeyRange | None) -> pa.Table:
         """Read a key range into one Arrow table: CSV COPY parsed with an explicit schema."""
+        return self._copy(table, f"WHERE {fp.range_predicate('postgres', key_range)}")
+
+    def read_sample(self, table: Table, rows: int) -> pa.Table:
+        """Read the first rows rows the table yields (no order), as read_table reads them."""
+        return self._copy(table, f"LIMIT {int(rows)}")
+
+    def _copy(self, table: Table, clause: str) -> pa.Table:
         select = ", ".join(_projection(c) for c in table.columns)
-        where = fp.range_predicate("postgres", key_range)
-        sql = f"COPY (SELECT {select} FROM {self.relation(table)} WHERE {where}) TO STDOUT (FORMAT csv)"
+        sql = f"COPY (SELECT {select} FROM {self.relation(table)} {clause}) TO STDOUT (FORMAT csv)"
         buf = io.BytesIO()
         with self.conn.cursor() as cur, cur.copy(sql) as copy:
             for block in copy:
@@ -148,6 +224,8 @@ class PostgresSource:
     def query(self, sql: str) -> pa.Table:
         """Run a query and return its result as Arrow."""
         with self.conn.cursor() as cur:
+            for name in _LOADED_AS_TEXT:
+                cur.adapters.register_loader(name, TextLoader)
             cur.execute(sql)
             names = [d.name for d in cur.description or []]
             rows = cur.fetchall()
@@ -155,21 +233,24 @@ class PostgresSource:
 
 
 def _projection(column: Column) -> str:
-    """How a column is selected so that its CSV text parses exactly into Arrow."""
-    col = fp.quote("postgres", column.name)
+    """How a column is selected: its canonical value (the cast fingerprints hash), as CSV text."""
+    value = fp.canonical_value("postgres", column)
     if column.canonical is Canonical.BYTES:
-        return f"encode({col}, 'hex')"
+        return f"encode({value}, 'hex')"
     if column.canonical is Canonical.JSON:
-        return f"{col}::jsonb::text"
-    if column.canonical is Canonical.STRING:
-        return f"{col}::text"  # char(n) loses its padding, uuid gets its canonical text
-    return col
+        return f"{value}::jsonb::text"  # jsonb's key order and spacing: the text that is hashed
+    return value
+
+
+def _read_type(arrow: pa.DataType) -> pa.DataType:
+    """The type the CSV reader parses a column as: it has no bytes from hex and no decimal256."""
+    return pa.string() if arrow == pa.binary() or isinstance(arrow, pa.Decimal256Type) else arrow
 
 
 def _parse_csv(buf: io.BytesIO, table: Table) -> pa.Table:
-    """Parse COPY's CSV with the table's schema; bytes arrive as hex and are decoded here."""
+    """Parse COPY's CSV with the table's schema; bytes and wide decimals are converted after."""
     schema = table.arrow_schema()
-    read_types = {f.name: pa.string() if f.type == pa.binary() else f.type for f in schema}
+    read_types = {f.name: _read_type(f.type) for f in schema}
     parsed = pacsv.read_csv(
         buf,
         read_options=pacsv.ReadOptions(column_names=schema.names, block_size=1 << 24),
@@ -184,10 +265,17 @@ def _parse_csv(buf: io.BytesIO, table: Table) -> pa.Table:
             quoted_strings_can_be_null=False,
         ),
     )
-    columns = [
-        _unhex(parsed.column(f.name)) if f.type == pa.binary() else parsed.column(f.name) for f in schema
-    ]
+    columns = [_convert(parsed.column(f.name), f.type) for f in schema]
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _convert(column: pa.ChunkedArray, arrow: pa.DataType) -> pa.ChunkedArray | pa.Array:
+    """A parsed column in its schema type."""
+    if arrow == pa.binary():
+        return _unhex(column)
+    if isinstance(arrow, pa.Decimal256Type):
+        return pc.cast(column, arrow)
+    return column
 
 
 def _unhex(column: pa.ChunkedArray) -> pa.Array:

@@ -1,34 +1,56 @@
-"""PostgreSQL as a target: the source's own types, rows loaded by COPY."""
+"""PostgreSQL as a target: built-in types kept, others as text or jsonb, rows loaded by COPY."""
+
+from dataclasses import replace
+from decimal import Decimal
 
 import pyarrow as pa
 
 from liftshift import fingerprint as fp
-from liftshift.connectors.base import Column, KeyRange, Table, TargetColumn
+from liftshift.connectors.base import Column, Fingerprint, KeyRange, Table, TargetColumn
 from liftshift.connectors.postgres import _COLUMNS_SQL, PostgresSource
+from liftshift.pgtypes import POSTGRES_HOLDERS
+from liftshift.types import Canonical, target_mapping
 
 
 class PostgresTarget(PostgresSource):
     """A PostgreSQL schema liftshift writes into; it reads and fingerprints as a source does."""
 
     def prepare(self, table: Table) -> None:
-        """Create the table with the source's column types unless it exists."""
+        """Create the table with the mapped column types unless it exists."""
         cols = ", ".join(
-            f"{fp.quote('postgres', c.name)} {c.source_type}{'' if c.nullable else ' NOT NULL'}"
+            f"{fp.quote('postgres', c.name)} {c.target_type(self.dialect)}{'' if c.nullable else ' NOT NULL'}"
             for c in table.columns
         )
         self.conn.execute(f"CREATE TABLE IF NOT EXISTS {self.relation(table)} ({cols})")
+
+    def drop(self, table: Table) -> None:
+        """Drop the table if it exists."""
+        self.conn.execute(f"DROP TABLE IF EXISTS {self.relation(table)}")
 
     def write(self, table: Table, data: pa.Table, key_range: KeyRange | None) -> int:
         """Replace a key range with data in one transaction."""
         names = ", ".join(fp.quote("postgres", c.name) for c in table.columns)
         where = fp.range_predicate("postgres", key_range)
+        decimals = [c.canonical is Canonical.DECIMAL for c in table.columns]
         with self.conn.transaction(), self.conn.cursor() as cur:
             cur.execute(f"DELETE FROM {self.relation(table)} WHERE {where}")
             with cur.copy(f"COPY {self.relation(table)} ({names}) FROM STDIN") as copy:
                 for batch in data.to_batches():
-                    for row in zip(*(col.to_pylist() for col in batch.columns), strict=True):
+                    columns = [
+                        [_plain(v) for v in col.to_pylist()] if decimal else col.to_pylist()
+                        for col, decimal in zip(batch.columns, decimals, strict=True)
+                    ]
+                    for row in zip(*columns, strict=True):
                         copy.write_row(row)
         return data.num_rows
+
+    def fingerprint(self, table: Table, key_range: KeyRange | None) -> Fingerprint:
+        """Row count and checksum of a key range, over the values as this target stores them."""
+        return super().fingerprint(_stored(table), key_range)
+
+    def read_table(self, table: Table, key_range: KeyRange | None) -> pa.Table:
+        """Read a key range as the source would, over the values as this target stores them."""
+        return super().read_table(_stored(table), key_range)
 
     def columns(self, table: Table) -> list[TargetColumn]:
         """The table's columns with their declared types (empty when it does not exist)."""
@@ -36,8 +58,33 @@ class PostgresTarget(PostgresSource):
         if not oid or oid[0] is None:
             return []
         rows = self.conn.execute(_COLUMNS_SQL, (oid[0],)).fetchall()
-        return [TargetColumn(name, typ, nullable) for name, typ, nullable in rows]
+        return [TargetColumn(name, typ, nullable) for name, typ, nullable, *_ in rows]
 
     def expected_type(self, column: Column) -> str:
-        """The source type: a PostgreSQL target keeps it."""
-        return column.source_type
+        """The mapped type: the source's own for built-in types."""
+        return target_mapping(column.mapping, self.dialect).type
+
+
+def _stored(table: Table) -> Table:
+    """The table as stored here: a column held as text or jsonb holds its canonical value already."""
+    return replace(
+        table,
+        columns=tuple(
+            replace(c, mapping=replace(c.mapping, cast=None))
+            if target_mapping(c.mapping, "postgres").type in POSTGRES_HOLDERS
+            else c
+            for c in table.columns
+        ),
+    )
+
+
+def _plain(value: Decimal | None) -> str | None:
+    """A decimal as plain digits without trailing fractional zeros, which numeric and money read.
+
+    Arrow pads a value to its type's scale (an unconstrained numeric to 38 digits); str() would
+    write 0E-9, which money refuses.
+    """
+    if value is None:
+        return None
+    text = format(value, "f")  # not normalize(): it rounds to the context's 28 digits
+    return text.rstrip("0").rstrip(".") if "." in text else text

@@ -1,0 +1,121 @@
+"""Estimates: transfer time from a sample moved through the real path, and BigQuery cost."""
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from liftshift import fingerprint as fp
+from liftshift.assess_report import Estimate
+from liftshift.connectors.base import KeyRange, Table, TableRef, Target
+from liftshift.connectors.postgres import PostgresSource
+from liftshift.plan import Plan
+from liftshift.transfer import integer_key
+from liftshift.types import target_mapping
+
+T = TypeVar("T")
+SMALL_PROBE_ROWS = 1_000
+VALIDATION_PASSES = 2  # validate reads every column twice: aggregates, then fingerprints
+MIN_QUERY_BYTES = 10 * 2**20  # BigQuery bills at least 10 MiB per table a query reads
+_FIXED_WIDTH = {"INT64": 8, "FLOAT64": 8, "DATE": 8, "DATETIME": 8, "TIMESTAMP": 8, "TIME": 8,
+                "NUMERIC": 16, "BIGNUMERIC": 32, "BOOL": 1}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Seconds to move n rows: read and fingerprint at the source, write and fingerprint at the target."""
+
+    rows: int
+    source_seconds: float
+    target_seconds: float
+
+
+@dataclass(frozen=True)
+class Cost:
+    """A linear cost model: seconds = fixed per chunk + per_row × rows."""
+
+    fixed: float
+    per_row: float
+
+    @classmethod
+    def fit(cls, small: float, small_rows: int, large: float, large_rows: int) -> "Cost":
+        """The line through two probes; never negative (timings are noisy)."""
+        if large_rows <= small_rows:
+            return cls(0.0, large / max(large_rows, 1))
+        per_row = max((large - small) / (large_rows - small_rows), 0.0)
+        return cls(max(small - per_row * small_rows, 0.0), per_row)
+
+    def seconds(self, rows: int, chunks: int) -> float:
+        """Time for rows split into chunks."""
+        return chunks * self.fixed + rows * self.per_row
+
+
+def _timed(work: Callable[[], T]) -> tuple[T, float]:
+    t0 = time.perf_counter()
+    result = work()
+    return result, time.perf_counter() - t0
+
+
+def probe(source: PostgresSource, target: Target, table: Table, rows: int) -> tuple[Probe, pa.Table]:
+    """Move the first `rows` rows into a scratch table in the target, as transfer would, and time it."""
+    data, read = _timed(lambda: source.read_sample(table, rows))
+    sample = f"(SELECT * FROM {source.relation(table)} LIMIT {int(rows)}) AS sample"
+    sql = fp.fingerprint_sql("postgres", sample, table.columns, None)
+    _, hashed = _timed(lambda: source.conn.execute(sql).fetchone())
+    scratch = replace(table, ref=TableRef(table.ref.schema, f"_liftshift_probe_{table.name}"))
+    key = integer_key(table)
+    key_range = KeyRange(key) if key else None
+    target.prepare(scratch)
+    try:
+        _, written = _timed(lambda: target.write(scratch, data, key_range))
+        _, checked = _timed(lambda: target.fingerprint(scratch, key_range))
+    finally:
+        target.drop(scratch)
+    return Probe(data.num_rows, read + hashed, written + checked), data
+
+
+def estimate(
+    plan: Plan, source: PostgresSource, target: Target, table: Table, rows: int, workers: int
+) -> Estimate:
+    """Time to transfer a table and its BigQuery cost, measured on samples of it."""
+    small, _ = probe(source, target, table, min(SMALL_PROBE_ROWS, plan.assess.sample_rows))
+    large, data = probe(source, target, table, plan.assess.sample_rows)
+    read = Cost.fit(small.source_seconds, small.rows, large.source_seconds, large.rows)
+    write = Cost.fit(small.target_seconds, small.rows, large.target_seconds, large.rows)
+    chunks = max(1, math.ceil(rows / plan.transfer.chunk_rows))
+    streams = max(1, min(plan.transfer.max_source_connections, workers))
+    reading, writing = read.seconds(rows, chunks), write.seconds(rows, chunks)
+    # Workers read chunks in parallel while the driver writes them one after another.
+    seconds = max(reading / streams, writing) + reading / chunks
+    bq_bytes = round(bigquery_bytes(table, data) * rows / max(data.num_rows, 1))
+    prices = plan.prices
+    scanned = VALIDATION_PASSES * max(bq_bytes, MIN_QUERY_BYTES)
+    return Estimate(
+        sample_rows=data.num_rows, read_rows_per_second=_rate(read), write_rows_per_second=_rate(write),
+        seconds=seconds, bigquery_bytes=bq_bytes,
+        storage_usd_month=bq_bytes / 2**30 * prices.storage_gib_month,
+        validation_usd=scanned / 2**40 * prices.query_tib,
+    )  # fmt: skip
+
+
+def _rate(cost: Cost) -> float:
+    return 1 / cost.per_row if cost.per_row > 0 else 0.0
+
+
+def bigquery_bytes(table: Table, data: pa.Table) -> int:
+    """BigQuery's logical bytes for these rows: fixed widths, 2 + length for text, NULLs free."""
+    total = 0
+    for column in table.columns:
+        values = data.column(column.name)
+        kind = target_mapping(column.mapping, "bigquery").type
+        present = len(values) - values.null_count
+        if kind in _FIXED_WIDTH:
+            total += _FIXED_WIDTH[kind] * present
+        elif present:
+            lengths = pc.binary_length(values.cast(pa.binary()) if kind == "BYTES" else values)
+            total += int(pc.sum(lengths).as_py() or 0) + (0 if kind == "JSON" else 2 * present)
+    return total

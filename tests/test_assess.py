@@ -1,0 +1,273 @@
+"""Assess on an estate with every structural oddity, checked against expectations worked out by hand."""
+
+import json
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from liftshift import assess, lifecycle
+from liftshift.errors import PlanError
+from liftshift.inventory import AccessError
+from liftshift.ledger import Ledger
+from liftshift.types import Verdict
+from liftshift.waves import Edge, plan_waves
+from tests.conftest import REPO, bigquery_url, new_database, write_plan
+
+ESTATE = """
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE DOMAIN positive_int AS integer CHECK (VALUE > 0);
+CREATE TABLE regions (id serial PRIMARY KEY, name text NOT NULL UNIQUE);
+CREATE TABLE "Kunden" (
+  id bigint PRIMARY KEY,
+  region_id integer NOT NULL REFERENCES regions (id),
+  referrer_id bigint REFERENCES "Kunden" (id),
+  "Größe" numeric(10,2) DEFAULT 0,
+  "order" integer,
+  tier positive_int
+);
+CREATE TABLE products (sku text, variant integer, price money, PRIMARY KEY (sku, variant));
+CREATE TABLE orders (
+  id bigint PRIMARY KEY,
+  kunde_id bigint NOT NULL REFERENCES "Kunden" (id),
+  placed_at timestamptz NOT NULL,
+  status mood NOT NULL,
+  doc json
+);
+CREATE TABLE order_lines (
+  order_id bigint REFERENCES orders (id), sku text, variant integer, qty smallint,
+  FOREIGN KEY (sku, variant) REFERENCES products (sku, variant)
+);
+CREATE TABLE employees (id integer PRIMARY KEY, dept_id integer);
+CREATE TABLE departments (id integer PRIMARY KEY, manager_id integer NOT NULL REFERENCES employees (id));
+ALTER TABLE employees ADD CONSTRAINT works_in FOREIGN KEY (dept_id) REFERENCES departments (id);
+CREATE TABLE events (id bigint, happened date NOT NULL, kind text, PRIMARY KEY (id, happened))
+  PARTITION BY RANGE (happened);
+CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE VIEW order_summary AS
+  SELECT o.id, k."Größe" FROM orders o JOIN "Kunden" k ON k.id = o.kunde_id;
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch();
+
+INSERT INTO regions (name) VALUES ('north'), ('south');
+INSERT INTO "Kunden" SELECT g, 1 + g % 2, NULLIF(g - 1, 0), g * 1.5, g, 1 + g % 3
+  FROM generate_series(1, 200) g;
+INSERT INTO products VALUES ('a', 1, 9.99), ('a', 2, 10.5), ('b', 1, 0);
+INSERT INTO orders SELECT g, 1 + g % 200,
+  '2024-03-01 12:00:00.000001+02'::timestamptz + g * interval '1 hour',
+  (ARRAY['sad', 'ok', 'happy'])[1 + g % 3]::mood, '{"n": 1,  "n": 2}' FROM generate_series(1, 500) g;
+INSERT INTO order_lines SELECT 1 + g % 500, 'a', 1 + g % 2, g % 7 FROM generate_series(1, 1000) g;
+INSERT INTO employees VALUES (1, NULL), (2, NULL);
+INSERT INTO departments VALUES (10, 1);
+UPDATE employees SET dept_id = 10;
+INSERT INTO events SELECT g, DATE '2024-06-01' + g % 400, 'k' || g % 4 FROM generate_series(1, 300) g;
+ANALYZE;
+"""
+ODD_VALUES = """
+CREATE TABLE odd (id integer PRIMARY KEY, d date, amount numeric, t time);
+INSERT INTO odd VALUES (1, 'infinity', 'NaN', '24:00:00'), (2, '2024-01-01', 1.5, '12:00:00'),
+  (3, '0044-03-15 BC', 2, '00:00:00');
+"""
+ALL_TABLES = ["Kunden", "departments", "employees", "events", "order_lines", "orders", "products", "regions"]
+
+
+@pytest.fixture(scope="module")
+def estate_url(pg_admin_url: str) -> str:
+    url = new_database(pg_admin_url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(ESTATE)
+    return url
+
+
+@pytest.fixture(scope="module")
+def assessed(estate_url, bq_endpoint, tmp_path_factory):
+    """One assessment of the estate into the local BigQuery endpoint, json accepted."""
+    folder = tmp_path_factory.mktemp("estate")
+    plan = write_plan(
+        folder, estate_url, bigquery_url(bq_endpoint), accept=["orders.doc", "nothing.*"],
+        assess={"sample_rows": 400, "advise_bytes": "8KiB"},
+    )  # fmt: skip
+    return plan, lifecycle.run_stage("assess", plan)
+
+
+def test_inventory_of_every_table_matches_the_catalog(assessed):
+    _, outcome = assessed
+    report = outcome.report
+    tables = {t.table: t for t in report.tables}
+    assert sorted(tables) == ALL_TABLES  # partitions are inside their parent, not beside it
+    assert {name: t.rows for name, t in tables.items()} == {
+        "Kunden": 200, "departments": 1, "employees": 2, "events": 300, "order_lines": 1000,
+        "orders": 500, "products": 3, "regions": 2,
+    }  # fmt: skip
+    assert tables["products"].primary_key == ["sku", "variant"]
+    assert tables["order_lines"].primary_key == []
+    assert tables["regions"].unique_keys == [["name"]]
+    kunden = tables["Kunden"]
+    assert [(fk.columns, fk.references, fk.nullable) for fk in kunden.foreign_keys] == [
+        (["referrer_id"], "Kunden", True),
+        (["region_id"], "regions", False),
+    ]
+    lines = tables["order_lines"]
+    assert {(tuple(fk.columns), fk.references) for fk in lines.foreign_keys} == {
+        (("order_id",), "orders"),
+        (("sku", "variant"), "products"),
+    }
+    events = tables["events"]
+    assert events.partition_key == "RANGE (happened)"
+    assert [p.split(" ")[0] for p in events.partitions] == ["events_2024", "events_2025"]
+    assert events.heap_bytes > 0 and events.index_bytes > 0  # summed over the partitions
+    assert any("orders_touch" in t for t in tables["orders"].triggers)
+    assert any("UNIQUE INDEX" in i and "(name)" in i for i in tables["regions"].indexes)
+    assert tables["orders"].inserts == 500 and tables["employees"].updates == 2
+    columns = {(c.table, c.column): c for c in report.columns}
+    assert columns[("Kunden", "Größe")].default == "0"
+    assert columns[("regions", "id")].default.startswith("nextval(")
+    assert columns[("Kunden", "order")].source_type == "integer"
+    views = {v.name: v for v in report.views}
+    assert views["order_summary"].depends_on == ["Kunden", "orders"]
+    assert [(s.name, s.owned_by) for s in report.sequences] == [("regions_id_seq", "regions.id")]
+
+
+def test_verdicts_per_column_for_bigquery(assessed):
+    _, outcome = assessed
+    got = {(c.table, c.column): (c.target_type, c.verdict) for c in outcome.report.columns}
+    assert got[("Kunden", "id")] == ("INT64", Verdict.EXACT)
+    assert got[("Kunden", "region_id")] == ("INT64", Verdict.WIDENED)
+    assert got[("Kunden", "Größe")] == ("NUMERIC", Verdict.EXACT)
+    assert got[("Kunden", "tier")][1] is Verdict.WIDENED  # a domain over integer
+    assert got[("products", "price")] == ("NUMERIC", Verdict.WIDENED)  # money
+    assert got[("orders", "placed_at")] == ("TIMESTAMP", Verdict.EXACT)
+    assert got[("orders", "status")] == ("STRING", Verdict.WIDENED)  # enum
+    assert got[("orders", "doc")] == ("JSON", Verdict.LOSSY)
+    doc = next(c for c in outcome.report.columns if c.column == "doc")
+    assert doc.accepted
+
+
+def test_waves_put_parents_first_and_break_the_cycle_at_the_nullable_key(assessed):
+    _, outcome = assessed
+    report = outcome.report
+    assert [w.tables for w in report.waves] == [
+        ["employees", "events", "products", "regions"],
+        ["Kunden", "departments"],
+        ["orders"],
+        ["order_lines"],
+    ]
+    assert len(report.cycles) == 1 and "employees.works_in → departments (nullable" in report.cycles[0]
+    assert {t.table: t.wave for t in report.tables}["order_lines"] == 4
+
+
+def test_waves_balance_by_size_without_breaking_the_order():
+    sizes = {"a": 60, "b": 50, "c": 30, "d": 10, "e": 70}
+    edges = [Edge("c", "a", "fk", False), Edge("d", "c", "fk", True), Edge("e", "b", "fk", False)]
+    assert plan_waves(sizes, edges, None).waves == [["a", "b"], ["c", "e"], ["d"]]
+    # a and b do not fit together in 100; c waits for a, e for b, d for c.
+    assert plan_waves(sizes, edges, 100).waves == [["a"], ["b", "c"], ["d", "e"]]
+    # A table bigger than the limit gets a wave of its own rather than being refused.
+    assert plan_waves({"big": 500, "small": 5}, [], 100).waves == [["big"], ["small"]]
+
+
+def test_gate_passes_with_json_accepted_and_reports_the_unused_accept(assessed):
+    _, outcome = assessed
+    report = outcome.report
+    assert report.gate.passed, report.gate.reasons
+    assert report.unused_accepts == ["nothing.*"]
+    assert report.value_problems == []
+
+
+def test_estimates_and_costs_come_from_samples(assessed):
+    _, outcome = assessed
+    report = outcome.report
+    lines = {t.table: t for t in report.tables}
+    orders = lines["orders"].estimate
+    assert orders is not None and orders.sample_rows == 400
+    assert orders.read_rows_per_second > 0 and orders.seconds > 0
+    # 500 rows: 2 × INT64 + TIMESTAMP (8 bytes each), status 2 + 2…5 bytes, doc '{"n": 2}' (8 bytes).
+    assert 500 * (24 + 4 + 8) <= orders.bigquery_bytes <= 500 * (24 + 7 + 17)
+    assert report.estimated_seconds == pytest.approx(sum(t.estimate.seconds for t in report.tables))
+    assert "on demand" in report.pricing_note
+    advice = lines["orders"].advice
+    assert advice is not None and "kunde_id" in advice.cluster_by
+    assert lines["events"].advice is None or lines["events"].advice.partition_by in (None, "DAY(happened)")
+
+
+def test_suites_are_written_once_and_never_overwritten(assessed):
+    plan, outcome = assessed
+    folder = plan.expectations_dir()
+    orders = json.loads((folder / "orders.json").read_text())
+    kinds = {(e["type"], e["kwargs"].get("column")) for e in orders["expectations"]}
+    assert ("expect_column_values_to_be_unique", "id") in kinds
+    assert ("expect_column_values_to_not_be_null", "placed_at") in kinds
+    status = next(e for e in orders["expectations"] if e["kwargs"].get("column") == "status"
+                  and e["type"] == "expect_column_values_to_be_in_set")  # fmt: skip
+    assert status["kwargs"]["value_set"] == ["happy", "ok", "sad"]
+    count = orders["expectations"][0]
+    assert count["kwargs"] == {"min_value": 450, "max_value": 550}
+    products = json.loads((folder / "products.json").read_text())
+    assert {"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": ["sku", "variant"]},
+            "meta": {"severity": "error"}} in products["expectations"]  # fmt: skip
+    assert (folder / "Kunden.json").exists() and sorted(outcome.report.suites_written) == ALL_TABLES
+
+    (folder / "orders.json").write_text('{"name": "orders", "expectations": []}')
+    again = assess.run(plan, Ledger(plan.ledger_url()))
+    assert (folder / "orders.json").read_text() == '{"name": "orders", "expectations": []}'
+    assert sorted(again.suites_kept) == ALL_TABLES and again.suites_written == []
+
+
+def test_lossy_column_without_accept_and_values_the_target_cannot_hold_fail_the_gate(
+    pg_url, bq_endpoint, tmp_path
+):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(ODD_VALUES + "CREATE TABLE notes (id int PRIMARY KEY, body json);")
+    plan = write_plan(tmp_path, pg_url, bigquery_url(bq_endpoint), assess={"sample_rows": 10})
+    report = assess.run(plan, Ledger(plan.ledger_url()))
+    assert not report.gate.passed
+    problems = {(p.column, p.rows) for p in report.value_problems}
+    assert problems == {("d", 2), ("amount", 1), ("t", 1)}
+    joined = "\n".join(report.gate.reasons)
+    assert "odd.d: 2 rows hold dates outside" in joined
+    assert "notes.body: json → JSON is lossy" in joined and "under accept:" in joined
+
+
+def test_missing_table_and_unreadable_table_name_what_to_change(estate_url, pg_admin_url, tmp_path):
+    plan = write_plan(tmp_path, estate_url, "duckdb:///w.duckdb", tables=["orders", "nope"])
+    with pytest.raises(PlanError, match="no table in source schema 'public' matches 'nope'"):
+        assess.run(plan, Ledger(plan.ledger_url()))
+
+    with psycopg.connect(estate_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS auditor; CREATE ROLE auditor LOGIN")
+        conn.execute("GRANT SELECT ON regions TO auditor")
+    parts = urlsplit(estate_url)
+    auditor = urlunsplit(parts._replace(netloc="auditor@" + parts.netloc.rsplit("@", 1)[-1]))
+    plan = write_plan(tmp_path, auditor, "duckdb:///w.duckdb", tables=["regions", "orders"])
+    expected = r"cannot read table public.orders as user 'auditor'.*grant it SELECT"
+    with pytest.raises(AccessError, match=expected):
+        assess.run(plan, Ledger(plan.ledger_url()))
+
+
+def test_transfer_of_one_wave_moves_exactly_its_tables(assessed):
+    plan, _ = assessed
+    report = lifecycle.run_stage("transfer", plan, wave=1).report
+    assert report.gate.passed, report.gate.reasons
+    moved = {t.table: t for t in report.tables}  # type: ignore[attr-defined]
+    assert sorted(moved) == ["employees", "events", "products", "regions"]
+    assert moved["events"].rows == 300  # both partitions, read through the parent
+    assert all(t.estimated_seconds and t.estimated_seconds > 0 for t in moved.values())
+    with pytest.raises(PlanError, match="wave 9 does not exist; the latest assessment has waves 1–4"):
+        lifecycle.run_stage("transfer", plan, wave=9)
+
+
+def test_the_html_page_and_the_notebook_show_the_real_assessment(assessed, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    plan, outcome = assessed
+    page = outcome.path.with_suffix(".html").read_text(encoding="utf-8")
+    assert "Größe" in page and "order_lines" in page and "http" not in page.replace("xmlns", "")
+    notebook = nbformat.read(REPO / "notebooks" / "assessment.ipynb", as_version=4)
+    monkeypatch.setenv("LIFTSHIFT_PLAN", str(plan.base_dir / "plan.yaml"))
+    NotebookClient(notebook, timeout=60, resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2
+    text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+    assert "order_lines" in text and "Kunden" in text
