@@ -9,7 +9,14 @@ from datetime import UTC, datetime
 
 from liftshift import inventory
 from liftshift.advice import advise, pricing_note, workload_usage
-from liftshift.assess_report import AssessReport, ColumnAssessment, TableAssessment, ValueProblem, Wave
+from liftshift.assess_report import (
+    AssessReport,
+    CatalogFacts,
+    ColumnAssessment,
+    TableAssessment,
+    ValueProblem,
+    Wave,
+)
 from liftshift.connectors import opened
 from liftshift.connectors.base import Table, Target
 from liftshift.connectors.postgres import PostgresSource
@@ -80,13 +87,11 @@ def _assess_table(
         for name, (what, rows) in profiled.problems.items()
     ]
     bq_bytes = cost.bigquery_bytes if cost else 0
+    facts = found.model_dump(include=set(CatalogFacts.model_fields))
     line = TableAssessment(
-        table=table.name, rows=profiled.rows, rows_estimate=found.rows_estimate,
-        heap_bytes=found.heap_bytes, toast_bytes=found.toast_bytes, index_bytes=found.index_bytes,
+        **facts, table=table.name, rows=profiled.rows,
         total_bytes=found.heap_bytes + found.toast_bytes + found.index_bytes, columns=len(table.columns),
-        primary_key=list(table.primary_key), unique_keys=found.unique_keys, foreign_keys=found.foreign_keys,
-        indexes=found.indexes, partition_key=found.partition_key, partitions=found.partitions,
-        triggers=found.triggers, inserts=found.inserts, updates=found.updates, deletes=found.deletes,
+        primary_key=list(table.primary_key),
         hot=found.modified_since_analyze + found.updates + found.deletes >= plan.assess.hot_writes,
         blockers=sum(c.verdict is Verdict.BLOCKER for c in columns) + len(problems),
         lossy=sum(c.verdict is Verdict.LOSSY for c in columns), wave=0, estimate=cost,

@@ -64,18 +64,13 @@ class Advice(_Frozen):
     cluster_reason: str
 
 
-class TableAssessment(_Frozen):
-    """One table's inventory, verdict counts, estimate, advice and wave."""
+class CatalogFacts(_Frozen):
+    """What PostgreSQL's catalog and statistics say about a table beyond its columns."""
 
-    table: str
-    rows: int
     rows_estimate: int
     heap_bytes: int
     toast_bytes: int
     index_bytes: int
-    total_bytes: int
-    columns: int
-    primary_key: list[str]
     unique_keys: list[list[str]]
     foreign_keys: list[ForeignKey]
     indexes: list[str]
@@ -85,6 +80,16 @@ class TableAssessment(_Frozen):
     inserts: int
     updates: int
     deletes: int
+
+
+class TableAssessment(CatalogFacts):
+    """One table's inventory, verdict counts, estimate, advice and wave."""
+
+    table: str
+    rows: int
+    total_bytes: int
+    columns: int
+    primary_key: list[str]
     hot: bool
     blockers: int
     lossy: int

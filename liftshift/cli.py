@@ -158,10 +158,13 @@ def demo_command(
 
 
 def _forget_state(plan: Plan) -> None:
-    """Start the demo afresh: its ledger and its local warehouse go."""
+    """Start the demo afresh: its ledger, its local warehouse and the suites assess wrote go."""
     ledger_file = plan.state_dir() / f"{plan.name}.db"
     ledger_file.unlink(missing_ok=True)
     shutil.rmtree(plan.state_dir() / "bigquery", ignore_errors=True)
+    for suite in plan.expectations_dir().glob("*.json"):
+        if '"written_by": "liftshift assess"' in suite.read_text(errors="replace"):
+            suite.unlink()
 
 
 def main() -> None:

@@ -2,12 +2,11 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
-from liftshift.assess_report import ForeignKey, SequenceInfo, ViewInfo
+from liftshift.assess_report import CatalogFacts, ForeignKey, SequenceInfo, ViewInfo
 from liftshift.connectors.base import Table
 from liftshift.errors import LiftshiftError
 from liftshift.redact import redact
@@ -17,24 +16,10 @@ class AccessError(LiftshiftError):
     """The source user may not read a table or a catalog the assessment needs."""
 
 
-@dataclass(frozen=True)
-class TableInventory:
-    """What the catalog says about one table beyond its columns."""
+class TableInventory(CatalogFacts):
+    """The catalog facts of a table, with its column defaults and recent modifications."""
 
-    rows_estimate: int
-    heap_bytes: int
-    toast_bytes: int
-    index_bytes: int
     defaults: dict[str, str]
-    unique_keys: list[list[str]]
-    foreign_keys: list[ForeignKey]
-    indexes: list[str]
-    partition_key: str | None
-    partitions: list[str]
-    triggers: list[str]
-    inserts: int
-    updates: int
-    deletes: int
     modified_since_analyze: int
 
 

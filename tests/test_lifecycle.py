@@ -70,6 +70,10 @@ def test_duckdb_target_and_a_failed_gate_stops_the_lifecycle(pg_url, tmp_path):
     assert all(o.report.gate.passed for o in lifecycle.run_all(plan))
     assert (tmp_path / "warehouse.duckdb").exists()
     with psycopg_conn(pg_url) as conn:
+        conn.execute("ALTER TABLE products ADD COLUMN colour text")
+    drifted = lifecycle.run_stage("validate", plan).report
+    assert drifted.gate.reasons == ["products: column colour is missing in the target"]
+    with psycopg_conn(pg_url) as conn:
         conn.execute("ALTER TABLE products ADD COLUMN span tid")
     outcomes = lifecycle.run_all(plan)
     assert [o.report.stage for o in outcomes] == ["assess"]
