@@ -16,7 +16,7 @@ from liftshift.profile import TableProfile
 from liftshift.types import Canonical as C
 
 _TIME = (C.DATE, C.TIMESTAMP, C.TIMESTAMPTZ)
-_UNCLUSTERABLE = (C.FLOAT32, C.FLOAT64, C.BYTES, C.JSON)  # BigQuery cannot cluster on these
+_UNCLUSTERABLE = (C.FLOAT32, C.FLOAT64, C.BYTES, C.JSON, C.TIME)  # BigQuery cannot cluster on these
 _GRAINS = (("DAY", 1.0), ("MONTH", 30.44), ("YEAR", 365.25))
 MAX_PARTITIONS = 4000  # BigQuery allows 10,000; leave room to grow
 MAX_CLUSTER_KEYS = 4
@@ -113,8 +113,9 @@ def _clustering(
     if table.primary_key:
         ranked.append((table.primary_key[0], "primary key: point lookups and transfer's range checks"))
     keys: dict[str, str] = {}
+    movable = {c.name: c for c in table.columns}
     for column, why in ranked:
-        canonical = table.column(column).mapping.canonical
+        canonical = movable[column].mapping.canonical if column in movable else None
         usable = canonical is not None and canonical not in _UNCLUSTERABLE
         if usable and column not in keys and (exclude is None or f"({column})" not in exclude):
             keys[column] = why

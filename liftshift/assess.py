@@ -18,8 +18,9 @@ from liftshift.assess_report import (
     Wave,
 )
 from liftshift.connectors import opened
-from liftshift.connectors.base import Table, Target
+from liftshift.connectors.base import Column, Table, Target
 from liftshift.connectors.postgres import PostgresSource
+from liftshift.errors import PlanError
 from liftshift.estimate import estimate
 from liftshift.ledger import Ledger
 from liftshift.plan import Plan
@@ -46,7 +47,7 @@ def run(plan: Plan, ledger: Ledger) -> AssessReport:
     started, t0 = datetime.now(UTC), time.perf_counter()
     with opened(plan) as (source, target):
         if not isinstance(source, PostgresSource):
-            raise TypeError("assess reads PostgreSQL catalogs only")
+            raise PlanError("assess reads PostgreSQL catalogs only; source.url must be postgresql://…")
         tables = source.catalog(plan.tables)
         columns = {t.name: {c.name for c in t.columns} for t in tables}
         usage = workload_usage(plan.workload_dir(), columns)
@@ -72,13 +73,13 @@ def _assess_table(
     """Inventory, profile, column verdicts, estimate, advice and suite of one table."""
     with inventory.readable(f"table {table.ref}", _user(source)):
         found = inventory.describe(source.conn, table)
-        movable = replace(table, columns=tuple(c for c in table.columns if c.mapping.canonical is not None))
+        movable = replace(table, columns=tuple(c for c in table.columns if _movable(c, target.dialect)))
         profiled = profile(source.conn, source.relation(table), movable, target.dialect)
-        workers = settings().dask_workers or os.cpu_count() or 1
-        # Columns holding values the target cannot take are left out of the timed sample.
-        fit = tuple(c for c in movable.columns if c.name not in profiled.problems)
-        sampled = replace(movable, columns=fit)
-        cost = estimate(plan, source, target, sampled, profiled.rows, workers) if sampled.columns else None
+    workers = settings().dask_workers or os.cpu_count() or 1
+    # Columns holding values the target cannot take are left out of the timed sample.
+    fit = tuple(c for c in movable.columns if c.name not in profiled.problems)
+    sampled = replace(movable, columns=fit)
+    cost = estimate(plan, source, target, sampled, profiled.rows, workers) if sampled.columns else None
     columns = [
         _column(plan, table, c.name, found.defaults.get(c.name), target.dialect) for c in table.columns
     ]
@@ -99,6 +100,11 @@ def _assess_table(
     )  # fmt: skip
     written = bootstrap(plan.expectations_dir(), movable, found.unique_keys, profiled)
     return _Assessed(line, columns, problems, written)
+
+
+def _movable(column: Column, dialect: str) -> bool:
+    """Whether the column has a type in this target (blockers are listed, not moved or sampled)."""
+    return target_mapping(column.mapping, dialect).verdict is not Verdict.BLOCKER
 
 
 def _column(plan: Plan, table: Table, name: str, default: str | None, dialect: str) -> ColumnAssessment:

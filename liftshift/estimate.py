@@ -1,6 +1,8 @@
 """Estimates: transfer time from a sample moved through the real path, and BigQuery cost."""
 
+import hashlib
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -13,7 +15,9 @@ from liftshift import fingerprint as fp
 from liftshift.assess_report import Estimate
 from liftshift.connectors.base import KeyRange, Table, TableRef, Target
 from liftshift.connectors.postgres import PostgresSource
+from liftshift.errors import ConnectError, LiftshiftError
 from liftshift.plan import Plan
+from liftshift.redact import redact
 from liftshift.transfer import integer_key
 from liftshift.types import target_mapping
 
@@ -66,16 +70,31 @@ def probe(source: PostgresSource, target: Target, table: Table, rows: int) -> tu
     sample = f"(SELECT * FROM {source.relation(table)} LIMIT {int(rows)}) AS sample"
     sql = fp.fingerprint_sql("postgres", sample, table.columns, None)
     _, hashed = _timed(lambda: source.conn.execute(sql).fetchone())
-    scratch = replace(table, ref=TableRef(table.ref.schema, f"_liftshift_probe_{table.name}"))
+    scratch = replace(table, ref=TableRef(table.ref.schema, scratch_name(table.name)))
     key = integer_key(table)
     key_range = KeyRange(key) if key else None
-    target.prepare(scratch)
     try:
-        _, written = _timed(lambda: target.write(scratch, data, key_range))
-        _, checked = _timed(lambda: target.fingerprint(scratch, key_range))
-    finally:
-        target.drop(scratch)
+        target.prepare(scratch)
+        try:
+            _, written = _timed(lambda: target.write(scratch, data, key_range))
+            _, checked = _timed(lambda: target.fingerprint(scratch, key_range))
+        finally:
+            target.drop(scratch)
+    except LiftshiftError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any engine error means the target refused the probe
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise ConnectError(
+            f"assess could not time a sample of {table.name} in the target ({type(exc).__name__}: "
+            f"{redact(first_line)[:300]}); the target user must be allowed to create and drop tables"
+        ) from None
     return Probe(data.num_rows, read + hashed, written + checked), data
+
+
+def scratch_name(table: str) -> str:
+    """A short name for the probe's scratch table, unique to this table and this process."""
+    digest = hashlib.sha1(table.encode()).hexdigest()[:10]
+    return f"_ls_probe_{digest}_{os.getpid()}"
 
 
 def estimate(
@@ -115,7 +134,20 @@ def bigquery_bytes(table: Table, data: pa.Table) -> int:
         present = len(values) - values.null_count
         if kind in _FIXED_WIDTH:
             total += _FIXED_WIDTH[kind] * present
-        elif present:
+        elif _has_length(values.type):
             lengths = pc.binary_length(values.cast(pa.binary()) if kind == "BYTES" else values)
             total += int(pc.sum(lengths).as_py() or 0) + (0 if kind == "JSON" else 2 * present)
+        else:  # wide decimals, and anything else Arrow holds at a fixed width
+            total += _width(values.type) * present
     return total
+
+
+def _has_length(arrow: pa.DataType) -> bool:
+    return bool(pa.types.is_string(arrow) or pa.types.is_large_string(arrow) or pa.types.is_binary(arrow))
+
+
+def _width(arrow: pa.DataType) -> int:
+    try:
+        return int(arrow.byte_width)
+    except ValueError:  # a nested type: count it as BigQuery's widest scalar
+        return _FIXED_WIDTH["BIGNUMERIC"]

@@ -29,8 +29,9 @@ WHERE n.nspname = %s AND c.relname = %s
 """
 # Partitioned parents hold no rows themselves: sizes, estimates and activity sum over the tree.
 _SIZES = """
-SELECT coalesce(sum(pg_relation_size(t.relid)), 0)::int8,
-       coalesce(sum(pg_table_size(t.relid) - pg_relation_size(t.relid)), 0)::int8,
+SELECT coalesce(sum(pg_table_size(t.relid) - coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0)),
+                0)::int8,
+       coalesce(sum(pg_total_relation_size(nullif(c.reltoastrelid, 0))), 0)::int8,
        coalesce(sum(pg_indexes_size(t.relid)), 0)::int8,
        coalesce(sum(greatest(c.reltuples, 0)) FILTER (WHERE c.relkind = 'r'), 0)::int8,
        coalesce(sum(s.n_tup_ins), 0)::int8, coalesce(sum(s.n_tup_upd), 0)::int8,
@@ -52,7 +53,7 @@ _UNIQUE = """
 SELECT array_agg(a.attname ORDER BY k.ord) FROM pg_index i
 JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON TRUE
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-WHERE i.indrelid = %(oid)s AND i.indisunique AND NOT i.indisprimary
+WHERE i.indrelid = %(oid)s AND i.indisunique AND NOT i.indisprimary AND k.ord <= i.indnkeyatts
   AND i.indexprs IS NULL AND i.indpred IS NULL
 GROUP BY i.indexrelid ORDER BY i.indexrelid
 """

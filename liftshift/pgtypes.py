@@ -128,7 +128,13 @@ _BUILTIN: dict[str, _Rule] = {
 }  # fmt: skip
 _ENUM = _Rule(C.STRING, (V.WIDENED, "labels as {type}; the label set is not enforced"), cast=_TEXT)
 _RANGE = _Rule(C.STRING, (V.WIDENED, "as text; range operators lost"), cast=_TEXT)
-_COMPOSITE = _Rule(C.JSON, (V.WIDENED, "its fields as a JSON object"), cast="to_json({c})")
+# Field types are not looked at: any numeric field would be rewritten, so all composites are lossy.
+_COMPOSITE = _Rule(
+    C.JSON,
+    (V.LOSSY, "its fields as a JSON object; numeric fields become JSON numbers (2.50 becomes 2.5, "
+              "-0 becomes 0); accept it when its fields hold no numbers or their form does not matter"),
+    cast="to_json({c})",
+)
 _MONEY = (NUMERIC_MAX[0], NUMERIC_MAX[1])  # money is an int64 of cents: 17 integer digits
 _TYPMOD = re.compile(r"\(\d+(?:,-?\d+)?\)")
 _NUMERIC = re.compile(r"^numeric(?:\((\d+),(-?\d+)\))?$")

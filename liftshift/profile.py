@@ -10,13 +10,17 @@ from liftshift.fingerprint import quote
 from liftshift.types import Canonical as C
 
 _RANGED = (C.INT16, C.INT32, C.INT64, C.DECIMAL, C.DATE, C.TIMESTAMP, C.TIMESTAMPTZ)
-_TIMES = (C.DATE, C.TIMESTAMP, C.TIMESTAMPTZ)
-_PYTHON_RANGE = "{c} >= '0001-01-01' AND {c} < '9999-12-31'"
+_PYTHON_RANGE = {
+    C.DATE: "{c} >= '0001-01-01' AND {c} <= '9999-12-31'",
+    C.TIMESTAMP: "{c} >= '0001-01-01' AND {c} < '10000-01-01'",
+    C.TIMESTAMPTZ: "{c} >= '0001-01-01 00:00+00' AND {c} < '10000-01-01 00:00+00'",
+}
 _SMALL_SET = (C.INT16, C.INT32, C.STRING, C.BOOL)
 MAX_VALUE_SET = 20
 
-# Values BigQuery cannot hold, per canonical type: (SQL condition on {c}, what is wrong).
-_BIGQUERY_LIMITS: dict[C, tuple[str, str]] = {
+# Values no target can hold (BigQuery's ranges; Arrow, the way in, parses no ±infinity, BC or
+# 24:00:00), per canonical type: (SQL condition on {c}, what is wrong).
+_TIME_LIMITS: dict[C, tuple[str, str]] = {
     C.DATE: ("{c} < '0001-01-01' OR {c} > '9999-12-31'", "dates outside 0001-01-01…9999-12-31 or ±infinity"),
     C.TIMESTAMP: (
         "{c} < '0001-01-01' OR {c} >= '10000-01-01'",
@@ -30,8 +34,12 @@ _BIGQUERY_LIMITS: dict[C, tuple[str, str]] = {
 }
 _DECIMAL_SPECIAL = ("{c} IN ('NaN', 'Infinity', '-Infinity')", "NaN or ±Infinity")
 _DECIMAL_WIDE = (
-    "{c} NOT IN ('NaN', 'Infinity', '-Infinity') AND (scale({c}) > {s} OR abs({c}) >= 1e{i})",
+    "{c} NOT IN ('NaN', 'Infinity', '-Infinity') AND (min_scale({c}) > 38 OR abs({c}) >= 1e38)",
     "values beyond {i} integer or {s} fractional digits",
+)
+_DECIMAL_INTEGER = (
+    "{c} NOT IN ('NaN', 'Infinity', '-Infinity') AND abs({c}) >= 1e28",
+    "values beyond {i} integer digits",
 )
 
 
@@ -94,7 +102,8 @@ def _aggregates(column: Column, dialect: str) -> list[str]:
     out = [f"count({e})"]
     if column.canonical in _RANGED and not column.mapping.cast:
         # Python holds years 1…9999 only; values beyond are reported as problems, not ranged.
-        held = f" FILTER (WHERE {_PYTHON_RANGE.format(c=e)})" if column.canonical in _TIMES else ""
+        python_range = _PYTHON_RANGE.get(column.canonical)
+        held = f" FILTER (WHERE {python_range.format(c=e)})" if python_range else ""
         if column.canonical is C.DECIMAL:  # NaN sorts above every number; it is reported, not ranged
             held = f" FILTER (WHERE {e} NOT IN ('NaN', 'Infinity', '-Infinity'))"
         out += [f"min({e}){held}", f"max({e}){held}"]
@@ -112,14 +121,15 @@ def _small_set_candidate(column: Column) -> bool:
 def _limits(column: Column, dialect: str) -> list[tuple[str, str]]:
     """The (condition, description) pairs of values this target cannot hold."""
     canonical = column.canonical
-    if canonical is C.DECIMAL and dialect in ("bigquery", "duckdb"):
-        if column.source_type != "numeric":  # a declared precision already fits, or is a blocker
+    if canonical is C.DECIMAL:  # Arrow decimals hold no NaN, and at most 38 + 38 digits unconstrained
+        if column.mapping.precision is not None:  # a declared precision already fits, or is a blocker
             return [_DECIMAL_SPECIAL]
-        integer, fraction = (38, 38) if dialect == "bigquery" else (28, 10)
-        condition = _DECIMAL_WIDE[0].format(c="{c}", s=fraction, i=integer)
-        return [_DECIMAL_SPECIAL, (condition, _DECIMAL_WIDE[1].format(i=integer, s=fraction))]
-    if dialect == "bigquery" and canonical in _BIGQUERY_LIMITS:
-        return [_BIGQUERY_LIMITS[canonical]]
+        wide = (_DECIMAL_WIDE[0], _DECIMAL_WIDE[1].format(i=38, s=38))
+        if dialect == "duckdb":  # rounding past 10 fractional digits is the lossy verdict, not this
+            return [_DECIMAL_SPECIAL, wide, (_DECIMAL_INTEGER[0], _DECIMAL_INTEGER[1].format(i=28))]
+        return [_DECIMAL_SPECIAL, wide]
+    if canonical in _TIME_LIMITS:
+        return [_TIME_LIMITS[canonical]]
     return []
 
 

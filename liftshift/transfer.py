@@ -127,6 +127,12 @@ def _wave_tables(ledger: Ledger, plan: Plan, number: int) -> list[str]:
     stored = ledger.latest_report(plan.name, "assess")
     if stored is None:
         raise PlanError(f"no assessment of plan '{plan.name}' in the ledger; run `liftshift assess` first")
+    if not stored.passed:
+        reasons = "; ".join(stored.body.get("gate", {}).get("reasons", [])[:3])
+        raise PlanError(
+            f"the latest assessment of plan '{plan.name}' failed its gate ({reasons}); "
+            "fix or accept what it lists and run `liftshift assess` again before moving waves"
+        )
     waves = stored.body.get("waves", [])
     if not 1 <= number <= len(waves):
         raise PlanError(f"wave {number} does not exist; the latest assessment has waves 1–{len(waves)}")

@@ -7,7 +7,8 @@ import psycopg
 import pytest
 
 from liftshift import assess, lifecycle
-from liftshift.errors import PlanError
+from liftshift.connectors import open_target
+from liftshift.errors import ConnectError, PlanError
 from liftshift.inventory import AccessError
 from liftshift.ledger import Ledger
 from liftshift.types import Verdict
@@ -65,11 +66,21 @@ INSERT INTO events SELECT g, DATE '2024-06-01' + g % 400, 'k' || g % 4 FROM gene
 ANALYZE;
 """
 ODD_VALUES = """
-CREATE TABLE odd (id integer PRIMARY KEY, d date, amount numeric, t time);
-INSERT INTO odd VALUES (1, 'infinity', 'NaN', '24:00:00'), (2, '2024-01-01', 1.5, '12:00:00'),
-  (3, '0044-03-15 BC', 2, '00:00:00');
+CREATE DOMAIN amount AS numeric;
+CREATE TABLE odd (id integer PRIMARY KEY, d date, amount numeric, t time, big amount, loc tid);
+INSERT INTO odd VALUES
+  (1, 'infinity', 'NaN', '24:00:00', 1e40, '(0,1)'),
+  (2, '2024-01-01', 1.5000000000000000000000000000000000000000000000, '12:00:00', 1e29, '(0,2)'),
+  (3, '0044-03-15 BC', 2.123456789012, '00:00:00', 1, '(0,3)'),
+  (4, '9999-12-31', 3, '23:59:59.999999', 2, '(0,4)');
 """
 ALL_TABLES = ["Kunden", "departments", "employees", "events", "order_lines", "orders", "products", "regions"]
+
+
+def as_user(url: str, user: str) -> str:
+    """The same database URL, logging in as another user."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{user}@" + parts.netloc.rsplit("@", 1)[-1]))
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +88,12 @@ def estate_url(pg_admin_url: str) -> str:
     url = new_database(pg_admin_url)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(ESTATE)
+    with psycopg.connect(url, autocommit=True) as conn:  # activity counters arrive asynchronously
+        for _ in range(50):
+            found = conn.execute("SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'orders'")
+            if (found.fetchone() or (0,))[0] >= 500:
+                break
+            conn.execute("SELECT pg_stat_clear_snapshot(), pg_sleep(0.1)")
     return url
 
 
@@ -176,7 +193,7 @@ def test_gate_passes_with_json_accepted_and_reports_the_unused_accept(assessed):
 
 
 def test_estimates_and_costs_come_from_samples(assessed):
-    _, outcome = assessed
+    plan, outcome = assessed
     report = outcome.report
     lines = {t.table: t for t in report.tables}
     orders = lines["orders"].estimate
@@ -186,6 +203,11 @@ def test_estimates_and_costs_come_from_samples(assessed):
     assert 500 * (24 + 4 + 8) <= orders.bigquery_bytes <= 500 * (24 + 7 + 17)
     assert report.estimated_seconds == pytest.approx(sum(t.estimate.seconds for t in report.tables))
     assert "on demand" in report.pricing_note
+    target = open_target(plan)
+    try:  # the probes' scratch tables are gone
+        assert not [t.table_id for t in target.client.list_tables(target.dataset) if "probe" in t.table_id]
+    finally:
+        target.close()
     advice = lines["orders"].advice
     assert advice is not None and "kunde_id" in advice.cluster_by
     assert lines["events"].advice is None or lines["events"].advice.partition_by in (None, "DAY(happened)")
@@ -220,13 +242,47 @@ def test_lossy_column_without_accept_and_values_the_target_cannot_hold_fail_the_
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(ODD_VALUES + "CREATE TABLE notes (id int PRIMARY KEY, body json);")
     plan = write_plan(tmp_path, pg_url, bigquery_url(bq_endpoint), assess={"sample_rows": 10})
-    report = assess.run(plan, Ledger(plan.ledger_url()))
+    outcome = lifecycle.run_stage("assess", plan)
+    report = outcome.report
     assert not report.gate.passed
+    # 1.5 with 46 trailing zeros fits (min_scale), 1e29 fits BIGNUMERIC; the domain is checked too.
     problems = {(p.column, p.rows) for p in report.value_problems}
-    assert problems == {("d", 2), ("amount", 1), ("t", 1)}
+    assert problems == {("d", 2), ("amount", 1), ("t", 1), ("big", 1)}
     joined = "\n".join(report.gate.reasons)
     assert "odd.d: 2 rows hold dates outside" in joined
+    assert "odd.loc: tid — " in joined  # a blocker column is listed, not sampled
     assert "notes.body: json → JSON is lossy" in joined and "under accept:" in joined
+    odd = json.loads((plan.expectations_dir() / "odd.json").read_text())
+    ranges = {e["kwargs"]["column"]: e["kwargs"] for e in odd["expectations"]
+              if e["type"] == "expect_column_values_to_be_between"}  # fmt: skip
+    assert ranges["d"]["max_value"] == "9999-12-31"  # the last date Python holds is a range, not a problem
+    with pytest.raises(PlanError, match="latest assessment of plan .* failed its gate"):
+        lifecycle.run_stage("transfer", plan, wave=1)
+
+
+def test_duckdb_rounds_decimals_it_accepts_but_cannot_take_wide_ones_or_infinity(pg_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(ODD_VALUES + "ALTER TABLE odd DROP COLUMN loc;")
+    plan = write_plan(tmp_path, pg_url, "duckdb:///odd.duckdb", assess={"sample_rows": 10})
+    report = assess.run(plan, Ledger(plan.ledger_url()))
+    # 12 fractional digits are the lossy verdict (rounded to 10), not a value problem; 1e29 is.
+    problems = {(p.column, p.rows, p.problem.split(" ")[0]) for p in report.value_problems}
+    assert problems == {("d", 2, "dates"), ("amount", 1, "NaN"), ("t", 1, "the"), ("big", 2, "values")}
+    verdicts = {c.column: c.verdict for c in report.columns}
+    assert verdicts["amount"] is Verdict.LOSSY
+
+
+def test_a_target_user_who_cannot_create_tables_is_told_so(pg_admin_url, pg_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)")
+    target = new_database(pg_admin_url)
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS looker; CREATE ROLE looker LOGIN")
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    plan = write_plan(tmp_path, pg_url, as_user(target, "looker"))
+    expected = "could not time a sample of t in the target.*create and drop tables"
+    with pytest.raises(ConnectError, match=expected):
+        assess.run(plan, Ledger(plan.ledger_url()))
 
 
 def test_missing_table_and_unreadable_table_name_what_to_change(estate_url, pg_admin_url, tmp_path):
@@ -237,8 +293,7 @@ def test_missing_table_and_unreadable_table_name_what_to_change(estate_url, pg_a
     with psycopg.connect(estate_url, autocommit=True) as conn:
         conn.execute("DROP ROLE IF EXISTS auditor; CREATE ROLE auditor LOGIN")
         conn.execute("GRANT SELECT ON regions TO auditor")
-    parts = urlsplit(estate_url)
-    auditor = urlunsplit(parts._replace(netloc="auditor@" + parts.netloc.rsplit("@", 1)[-1]))
+    auditor = as_user(estate_url, "auditor")
     plan = write_plan(tmp_path, auditor, "duckdb:///w.duckdb", tables=["regions", "orders"])
     expected = r"cannot read table public.orders as user 'auditor'.*grant it SELECT"
     with pytest.raises(AccessError, match=expected):

@@ -87,8 +87,8 @@ USER_DEFINED = {
     "mood": (("STRING", W), ("VARCHAR", W), ("text", W)),
     '"Größe"': (("STRING", W), ("VARCHAR", W), ("text", W)),
     "mood[]": (("JSON", W), ("JSON", W), ("jsonb", W)),
-    "pair": (("JSON", W), ("JSON", W), ("jsonb", W)),
-    "pair[]": (("JSON", W), ("JSON", W), ("jsonb", W)),
+    "pair": (("JSON", L), ("JSON", L), ("jsonb", L)),  # field types are not inspected
+    "pair[]": (("JSON", L), ("JSON", L), ("jsonb", L)),
     "floatrange": (("STRING", W), ("VARCHAR", W), ("text", W)),
     "positive_int": (("INT64", W), ("INTEGER", E), ("integer", E)),
     "price": (("NUMERIC", E), ("DECIMAL(12,2)", E), ("numeric(12,2)", E)),

@@ -56,7 +56,7 @@ _PKEY_SQL = """
 SELECT a.attname FROM pg_index i
 JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON TRUE
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-WHERE i.indrelid = %s AND i.indisprimary ORDER BY k.ord
+WHERE i.indrelid = %s AND i.indisprimary AND k.ord <= i.indnkeyatts ORDER BY k.ord
 """
 _FKEY_SQL = """
 SELECT DISTINCT confrelid::regclass::text FROM pg_constraint
