@@ -4,13 +4,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from liftshift import quality
 from liftshift.connectors import opened
 from liftshift.connectors.base import Fingerprint, Source, Table, Target
 from liftshift.ledger import Ledger
 from liftshift.plan import Plan
+from liftshift.quality import ExpectationOutcome
 from liftshift.report import GateResult, StageReport
 
 
@@ -29,13 +32,24 @@ class TableValidation(BaseModel):
 
 
 class ValidateReport(StageReport):
-    """The validation: one verdict per table."""
+    """The validation: one verdict per table, and each suite's expectations on both sides."""
 
     tables: list[TableValidation]
+    expectations: list[ExpectationOutcome] = []
 
     def items(self) -> list[BaseModel]:
         """One line per table."""
         return list(self.tables)
+
+    def sections(self) -> list[str]:
+        """The expectations that failed, then a count of those that passed."""
+        if not self.expectations:
+            return []
+        failed = [o for o in self.expectations if not o.passed]
+        lines = ["", "## Expectations", ""]
+        lines += [f"- **{o.severity}** {o.describe()}" for o in failed]
+        lines.append(f"- {len(self.expectations) - len(failed)} of {len(self.expectations)} passed")
+        return lines
 
 
 def schema_issues(table: Table, target: Target) -> list[str]:
@@ -82,7 +96,7 @@ def _verdict(table: Table, issues: list[str], src: Fingerprint, tgt: Fingerprint
 
 def gate(report: ValidateReport) -> GateResult:
     """Pass when every table's schema, count and checksum agree."""
-    reasons = []
+    reasons = quality.failures(report.expectations)
     for t in report.tables:
         reasons += [f"{t.table}: {issue}" for issue in t.schema_issues]
         if t.source_rows != t.target_rows:
@@ -92,13 +106,34 @@ def gate(report: ValidateReport) -> GateResult:
     return GateResult(passed=not reasons, reasons=reasons)
 
 
+def expectations(
+    folder: Path, tables: list[Table], source: Source, target: Target
+) -> list[ExpectationOutcome]:
+    """Run each table's suite (when it has one) on the source and on the target."""
+    suites = {t.name: quality.load_suite(folder, t.name) for t in tables}  # every file checked first
+    ctx = quality.context()
+    outcomes = []
+    for table in tables:
+        suite = suites[table.name]
+        if suite is None:
+            continue
+        for side, engine in (("source", source), ("target", target)):
+            batch = quality.batch(ctx, side, engine, table, suite)
+            outcomes += quality.run_suite(side, batch, table, suite)
+    return outcomes
+
+
 def run(plan: Plan, ledger: Ledger) -> ValidateReport:
     """Compare every selected table in source and target."""
     started, t0 = datetime.now(UTC), time.perf_counter()
     with opened(plan) as (source, target):
-        lines = [compare_table(t, source, target) for t in source.catalog(plan.tables)]
+        tables = source.catalog(plan.tables)
+        lines = [compare_table(t, source, target) for t in tables]
+        present = [t for t, line in zip(tables, lines, strict=True) if line.target_rows or line.passed]
+        outcomes = expectations(plan.expectations_dir(), present, source, target)
     draft = ValidateReport(
         stage="validate", plan=plan.name, started_at=started, seconds=time.perf_counter() - t0,
         gate=GateResult(passed=True), rows=sum(t.source_rows for t in lines), tables=lines,
+        expectations=outcomes,
     )  # fmt: skip
     return draft.model_copy(update={"gate": gate(draft)})

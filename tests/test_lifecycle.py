@@ -25,6 +25,9 @@ def test_all_six_stages_pass_and_a_hand_edited_row_fails_validate(demo_plan):
     moved = {t.table: t for t in outcomes[1].report.tables}  # type: ignore[attr-defined]
     assert moved["order_items"].rows == 3000 and moved["order_items"].chunks == 6
     assert all(o.path.read_text().startswith(f"# {o.report.stage}") for o in outcomes)
+    checks = outcomes[2].report.expectations  # type: ignore[attr-defined]  # assess wrote the suites
+    assert {(o.table, o.side) for o in checks} >= {("orders", "source"), ("orders", "target")}
+    assert [o.describe() for o in checks if not o.passed] == []
     ledger = Ledger(demo_plan.ledger_url())
     assert ledger.latest_report(demo_plan.name, "golive").body["serving"].startswith("target")
 
