@@ -149,3 +149,22 @@ def combine(rows: int, hi: int | None, lo: int | None) -> Fingerprint:
     """Fold the engines' two 32-bit sums into one checksum modulo 2**64."""
     checksum = ((int(hi or 0) << 32) + int(lo or 0)) % (1 << 64)
     return Fingerprint(rows=int(rows), checksum=checksum)
+
+
+# The first three hex digits of a hash: a bucket number in 0…4095, the same in every engine.
+_BUCKET = {
+    "postgres": "('x' || lpad(substr({h}, 1, 3), 8, '0'))::bit(32)::int4",
+    "bigquery": "CAST(CONCAT('0x', SUBSTR({h}, 1, 3)) AS INT64)",
+    "duckdb": "CAST('0x' || substr({h}, 1, 3) AS BIGINT)",
+}
+BUCKETS = 4096
+
+
+def bucket_of(dialect: str, hex_hash: str) -> str:
+    """SQL for the bucket (0…4095) of a hex hash expression."""
+    return _BUCKET[dialect].format(h=hex_hash)
+
+
+def hash_halves(dialect: str) -> tuple[str, str]:
+    """SQL for the two 32-bit halves of the first 64 bits of a hex hash column named h."""
+    return _HALF[dialect].format(start=1), _HALF[dialect].format(start=9)

@@ -1,16 +1,17 @@
 """Validate: schema parity, row counts and full-table fingerprints, source against target."""
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from liftshift import quality
+from liftshift import diff, quality
 from liftshift.connectors import opened
 from liftshift.connectors.base import Fingerprint, Source, Table, Target
+from liftshift.connectors.postgres_target import PostgresTarget
+from liftshift.diff import RowDifference
 from liftshift.ledger import Ledger
 from liftshift.plan import Plan
 from liftshift.quality import ExpectationOutcome
@@ -29,12 +30,14 @@ class TableValidation(BaseModel):
     target_rows: int
     source_checksum: str
     target_checksum: str
+    differing_buckets: int = 0  # of 4,096 buckets by key hash
 
 
 class ValidateReport(StageReport):
     """The validation: one verdict per table, and each suite's expectations on both sides."""
 
     tables: list[TableValidation]
+    differences: list[RowDifference] = []  # rows found in the differing buckets, per table
     expectations: list[ExpectationOutcome] = []
 
     def items(self) -> list[BaseModel]:
@@ -42,11 +45,14 @@ class ValidateReport(StageReport):
         return list(self.tables)
 
     def sections(self) -> list[str]:
-        """The expectations that failed, then a count of those that passed."""
+        """The rows that differ; the expectations that failed, then a count of those that passed."""
+        lines = []
+        if self.differences:
+            lines += ["", "## Rows that differ", "", *[f"- {d.describe()}" for d in self.differences]]
         if not self.expectations:
-            return []
+            return lines
         failed = [o for o in self.expectations if not o.passed]
-        lines = ["", "## Expectations", ""]
+        lines += ["", "## Expectations", ""]
         lines += [f"- **{o.severity}** {o.describe()}" for o in failed]
         lines.append(f"- {len(self.expectations) - len(failed)} of {len(self.expectations)} passed")
         return lines
@@ -71,26 +77,33 @@ def schema_issues(table: Table, target: Target) -> list[str]:
     return sorted(issues)
 
 
-def compare_table(table: Table, source: Source, target: Target) -> TableValidation:
-    """Compare one table: schema, then counts and checksums computed on both sides at once."""
+def compare_table(
+    table: Table, source: Source, target: Target
+) -> tuple[TableValidation, list[RowDifference]]:
+    """Compare one table: schema, then counts and checksums per bucket on both sides at once."""
     issues = schema_issues(table, target)
     if "table is missing in the target" in issues:
-        missing = Fingerprint(0, 0)
-        return _verdict(table, issues, source.fingerprint(table, None), missing)
+        return _verdict(table, issues, source.fingerprint(table, None), Fingerprint(0, 0), 0), []
     # A column on one side only is a schema issue already; the rows are compared on the rest.
     present = {c.name for c in target.columns(table)}
     shared = replace(table, columns=tuple(c for c in table.columns if c.name in present))
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        src = pool.submit(source.fingerprint, shared, None)
-        tgt = pool.submit(target.fingerprint, shared, None)
-        return _verdict(table, issues, src.result(), tgt.result())
+    stored = target.stored(shared) if isinstance(target, PostgresTarget) else shared
+    found = diff.diff_table(
+        shared,
+        (source.dialect, source.relation(shared), source.query, shared),
+        (target.dialect, target.relation(shared), target.query, stored),
+    )
+    return _verdict(table, issues, found.source, found.target, found.buckets), found.rows
 
 
-def _verdict(table: Table, issues: list[str], src: Fingerprint, tgt: Fingerprint) -> TableValidation:
+def _verdict(
+    table: Table, issues: list[str], src: Fingerprint, tgt: Fingerprint, buckets: int
+) -> TableValidation:
     return TableValidation(
         table=table.name, passed=not issues and src == tgt, schema_issues=issues,
         source_rows=src.rows, target_rows=tgt.rows,
         source_checksum=f"{src.checksum:016x}", target_checksum=f"{tgt.checksum:016x}",
+        differing_buckets=buckets,
     )  # fmt: skip
 
 
@@ -99,10 +112,16 @@ def gate(report: ValidateReport) -> GateResult:
     reasons = quality.failures(report.expectations)
     for t in report.tables:
         reasons += [f"{t.table}: {issue}" for issue in t.schema_issues]
+        rows = [d for d in report.differences if d.table == t.table]
+        example = f"; e.g. {rows[0].describe(with_table=False)}" if rows else ""
         if t.source_rows != t.target_rows:
-            reasons.append(f"{t.table}: {t.source_rows:,} rows in source, {t.target_rows:,} in target")
+            counts = f"{t.source_rows:,} rows in source, {t.target_rows:,} in target"
+            reasons.append(f"{t.table}: {counts}{example}")
         elif t.source_checksum != t.target_checksum:
-            reasons.append(f"{t.table}: same row count but the rows differ (checksums differ)")
+            capped = t.differing_buckets > diff.MAX_DRILL_BUCKETS or len(rows) >= diff.MAX_ROWS_REPORTED
+            many = f"{'at least ' if capped else ''}{len(rows):,} rows differ"
+            differ = "1 row differs" if len(rows) == 1 and not capped else many
+            reasons.append(f"{t.table}: same row count but {differ}{example}")
     return GateResult(passed=not reasons, reasons=reasons)
 
 
@@ -128,12 +147,13 @@ def run(plan: Plan, ledger: Ledger) -> ValidateReport:
     started, t0 = datetime.now(UTC), time.perf_counter()
     with opened(plan) as (source, target):
         tables = source.catalog(plan.tables)
-        lines = [compare_table(t, source, target) for t in tables]
+        compared = [compare_table(t, source, target) for t in tables]
+        lines = [line for line, _ in compared]
         present = [t for t, line in zip(tables, lines, strict=True) if line.target_rows or line.passed]
         outcomes = expectations(plan.expectations_dir(), present, source, target)
     draft = ValidateReport(
         stage="validate", plan=plan.name, started_at=started, seconds=time.perf_counter() - t0,
         gate=GateResult(passed=True), rows=sum(t.source_rows for t in lines), tables=lines,
-        expectations=outcomes,
+        differences=[d for _, rows in compared for d in rows], expectations=outcomes,
     )  # fmt: skip
     return draft.model_copy(update={"gate": gate(draft)})

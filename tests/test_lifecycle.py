@@ -36,7 +36,9 @@ def test_all_six_stages_pass_and_a_hand_edited_row_fails_validate(demo_plan):
     target.close()
     report = lifecycle.run_stage("validate", demo_plan).report
     assert not report.gate.passed
-    assert report.gate.reasons == ["orders: same row count but the rows differ (checksums differ)"]
+    assert report.gate.reasons == [
+        "orders: same row count but 1 row differs; e.g. (id='7') changed: note: 'Anmerkung № 7' → 'edited'"
+    ]
     drift = lifecycle.run_stage("monitor", demo_plan).report
     assert drift.gate.passed  # monitor compares with the latest validation, which saw the edit
 

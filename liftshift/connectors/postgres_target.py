@@ -46,11 +46,11 @@ class PostgresTarget(PostgresSource):
 
     def fingerprint(self, table: Table, key_range: KeyRange | None) -> Fingerprint:
         """Row count and checksum of a key range, over the values as this target stores them."""
-        return super().fingerprint(_stored(table), key_range)
+        return super().fingerprint(self.stored(table), key_range)
 
     def read_table(self, table: Table, key_range: KeyRange | None) -> pa.Table:
         """Read a key range as the source would, over the values as this target stores them."""
-        return super().read_table(_stored(table), key_range)
+        return super().read_table(self.stored(table), key_range)
 
     def columns(self, table: Table) -> list[TargetColumn]:
         """The table's columns with their declared types (empty when it does not exist)."""
@@ -60,13 +60,16 @@ class PostgresTarget(PostgresSource):
         rows = self.conn.execute(_COLUMNS_SQL, (oid[0],)).fetchall()
         return [TargetColumn(name, typ, nullable) for name, typ, nullable, *_ in rows]
 
+    def stored(self, table: Table) -> Table:
+        """The table as stored here: a column held as text or jsonb holds its canonical value already."""
+        return _stored(table)
+
     def expected_type(self, column: Column) -> str:
         """The mapped type: the source's own for built-in types."""
         return target_mapping(column.mapping, self.dialect).type
 
 
 def _stored(table: Table) -> Table:
-    """The table as stored here: a column held as text or jsonb holds its canonical value already."""
     return replace(
         table,
         columns=tuple(

@@ -1,0 +1,139 @@
+"""Validate finds every planted difference, with its key and columns, in every target."""
+
+import math
+import uuid
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+import pytest
+
+from liftshift.connectors import TARGETS
+from liftshift.connectors.base import Target
+from liftshift.connectors.postgres import PostgresSource
+from liftshift.validate import compare_table
+from tests.conftest import bigquery_url, new_database
+from tests.test_connectors import EDGE_TABLE, MORE_TYPES
+
+KEYS = """
+CREATE TABLE pairs (a int, b text, v text, PRIMARY KEY (b, a));
+INSERT INTO pairs VALUES (1, 'x', 'one'), (2, 'x', 'two'), (1, 'y', 'three');
+CREATE TABLE loose (n int, s text);
+INSERT INTO loose VALUES (1, 'a'), (1, 'a'), (2, NULL), (3, '');
+"""
+
+
+@pytest.fixture
+def source(pg_url: str) -> Iterator[PostgresSource]:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(EDGE_TABLE + MORE_TYPES + KEYS)
+    src = PostgresSource(pg_url)
+    yield src
+    src.close()
+
+
+@pytest.fixture(params=["duckdb", "bigquery", "postgresql"])
+def target(request, tmp_path, bq_endpoint, pg_admin_url) -> Iterator[Target]:
+    urls = {"duckdb": f"duckdb:///{tmp_path}/w.duckdb", "bigquery": bigquery_url(bq_endpoint),
+            "postgresql": new_database(pg_admin_url)}  # fmt: skip
+    opened = TARGETS[request.param](urls[request.param], tmp_path / ".liftshift")
+    yield opened
+    opened.close()
+
+
+def changed(value: Any, arrow: pa.DataType) -> Any:
+    """A value that differs from value by the smallest step its type allows."""
+    if value is None:
+        return str(uuid.uuid4()) if pa.types.is_string(arrow) else None
+    if isinstance(value, bool):
+        return not value
+    toward = 0.0 if value else 1.0  # the last bit, never past the largest float
+    if pa.types.is_float32(arrow):
+        return float(np.nextafter(np.float32(value), np.float32(toward)))
+    if isinstance(value, float):
+        return math.nextafter(value, toward)
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, Decimal):
+        return value + Decimal(1).scaleb(-arrow.scale)
+    if isinstance(value, str):
+        return value + "x" if not value.startswith(("{", "[", '"')) else '{"changed": true}'
+    if isinstance(value, bytes):
+        return value + b"\x01"
+    if isinstance(value, time):
+        return (datetime.combine(date.min, value) + timedelta(microseconds=1)).time()
+    return value + timedelta(days=1) if not hasattr(value, "hour") else value + timedelta(microseconds=1)
+
+
+def plant(data: pa.Table, row: int, columns: list[str], change=changed) -> pa.Table:
+    """The table with some columns of one row changed."""
+    for name in columns:
+        field = data.schema.field(name)
+        values = data.column(name).to_pylist()
+        values[row] = change(values[row], field.type)
+        data = data.set_column(data.schema.get_field_index(name), field, pa.array(values, field.type))
+    return data
+
+
+def land(source: PostgresSource, target: Target, name: str, edit) -> Any:
+    (table,) = source.catalog([name])
+    target.prepare(table)
+    target.write(table, edit(source.read_table(table, None)), None)
+    return compare_table(table, source, target)
+
+
+def test_every_kind_of_difference_is_found_with_key_and_columns(source, target):
+    def edit(data: pa.Table) -> pa.Table:
+        every = [n for n in data.column_names if n not in ("id", "u")]
+        data = plant(data, 3, every)  # id 4: every type changed by its smallest step
+        data = plant(data, 0, ["t"], lambda v, t: None)  # id 1: '' becomes NULL
+        data = plant(data, 1, ["tz"])  # id 2: a timestamp 1 µs later
+        data = plant(data, 4, ["f8"])  # id 5: the float's last bit
+        extra = data.slice(4, 1).set_column(0, data.schema.field("id"), pa.array([6], pa.int64()))
+        return pa.concat_tables([data.slice(0, 2), data.slice(3), extra])  # id 3 missing, 6 extra
+
+    line, rows = land(source, target, "edge", edit)
+    assert not line.passed and (line.source_rows, line.target_rows) == (5, 5)
+    found = {(r.key["id"], r.kind): [c.column for c in r.columns] for r in rows}
+    every = ["i2", "i4", "n", "big", "f8", "f4", "b", "t", "vc", "ch", "by", "d", "ts", "tz", "j"]
+    assert found == {
+        ("1", "changed"): ["t"], ("2", "changed"): ["tz"], ("3", "missing in target"): [],
+        ("4", "changed"): every, ("5", "changed"): ["f8"], ("6", "extra in target"): [],
+    }  # fmt: skip
+    null_vs_empty = next(r for r in rows if r.key["id"] == "1").columns[0]
+    assert (null_vs_empty.source, null_vs_empty.target) == ("", None)
+    assert "edge (id='1') changed: t: '' → NULL" in [r.describe() for r in rows]
+
+
+def test_types_that_travel_through_casts_are_compared_too(source, target):
+    # Old value → new one, each valid in every target (a PostgreSQL target parses them back).
+    new = {"P1Y2M-3DT4H5M6.000001S": "P1Y2M-3DT4H5M6.000002S", "happy": "ok",
+           "192.168.0.1/24": "192.168.0.2/24",
+           Decimal("-92233720368547758.08"): Decimal("-92233720368547758.07")}  # money: cents  # fmt: skip
+
+    def edit(data: pa.Table) -> pa.Table:
+        return plant(data, 0, ["t", "iv", "m", "e", "ip", "dom"], lambda v, t: new.get(v, changed(v, t)))
+
+    _, rows = land(source, target, "more", edit)
+    assert [(r.key, [c.column for c in r.columns]) for r in rows] == [
+        ({"id": "1"}, ["t", "iv", "m", "e", "ip", "dom"])
+    ]
+
+
+def test_composite_keys_and_tables_without_a_key(source, target):
+    _, rows = land(source, target, "pairs", lambda d: plant(d, 1, ["v"]))
+    assert [(r.key, r.kind, r.columns[0].target) for r in rows] == [({"a": "2", "b": "x"}, "changed", "twox")]
+    # Without a key rows are a multiset: one copy fewer, one more, and NULL is not ''.
+    _, rows = land(source, target, "loose", lambda d: pa.concat_tables([d.slice(1), d.slice(3)]))
+    assert sorted((r.kind, r.key["s"], r.copies) for r in rows) == [
+        ("extra in target", "", 1), ("missing in target", "a", 1)
+    ]
+
+
+def test_an_identical_copy_has_no_differences(source, target):
+    line, rows = land(source, target, "edge", lambda d: d)
+    assert line.passed and rows == [] and line.differing_buckets == 0
