@@ -15,7 +15,9 @@ from typing import Any
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
+from liftshift import aggregates
 from liftshift import fingerprint as fp
+from liftshift.aggregates import AggregateDifference
 from liftshift.connectors.base import Column, Fingerprint, Table
 
 MAX_DRILL_BUCKETS = 64  # buckets read row by row; beyond that the report is a sample
@@ -69,26 +71,30 @@ class TableDiff(BaseModel):
 
     source: Fingerprint
     target: Fingerprint
+    aggregates: list[AggregateDifference]
     buckets: int  # buckets whose rows differ
     rows: list[RowDifference]
     complete: bool  # every differing bucket was read, so rows lists every difference (up to the cap)
 
 
 def bucket_sql(dialect: str, relation: str, table: Table) -> str:
-    """Rows and checksum per bucket of a relation."""
+    """Rows, checksum and column aggregates per bucket of a relation."""
     hi, lo = fp.hash_halves(dialect)
-    inner = _hashed(dialect, relation, table, with_values=False)
-    return f"SELECT b, COUNT(*) AS n, SUM({hi}) AS hi, SUM({lo}) AS lo FROM ({inner}) AS r GROUP BY b"
+    inner = _hashed(dialect, relation, table, aggregates.inner_items(dialect, table))
+    measures = ", ".join(aggregates.select_items(dialect, table))
+    return (
+        f"SELECT b, COUNT(*) AS n, SUM({hi}) AS hi, SUM({lo}) AS lo, {measures} "
+        f"FROM ({inner}) AS r GROUP BY b"
+    )
 
 
-def _hashed(dialect: str, relation: str, table: Table, with_values: bool) -> str:
-    """Each row's hash h, key hash k (h itself without a key) and bucket b [and its values]."""
+def _hashed(dialect: str, relation: str, table: Table, values: list[str]) -> str:
+    """Each row's hash h, key hash k (h itself without a key), bucket b, and the values asked for."""
     keys = key_columns(table)
     items = [f"{fp.row_hash(dialect, table.columns)} AS h"]
     if keys:
         items.append(f"{fp.row_hash(dialect, keys)} AS k")
-    if with_values:
-        items += _raw(dialect, table)
+    items += values
     bucket = fp.bucket_of(dialect, "k" if keys else "h")
     return f"SELECT *, {bucket} AS b FROM (SELECT {', '.join(items)} FROM {relation}) AS x"
 
@@ -110,7 +116,7 @@ def key_columns(table: Table) -> tuple[Column, ...]:
 
 
 def read_buckets(result: pa.Table) -> Buckets:
-    """Bucket query results as {bucket: (rows, checksum)}."""
+    """Bucket query results as {bucket: (rows, checksum)} (aggregates are read by rollup)."""
     out: Buckets = {}
     for b, n, hi, lo in zip(*(result.column(i).to_pylist() for i in range(4)), strict=True):
         out[int(b)] = (int(n), fp.combine(n, hi, lo).checksum)
@@ -125,7 +131,7 @@ def differing(source: Buckets, target: Buckets) -> list[int]:
 def drill_sql(dialect: str, relation: str, table: Table, buckets: list[int]) -> str:
     """The rows of some buckets: key hash, row hash, and each column's value and canonical text."""
     columns = [f"c{i}" for i in range(len(table.columns))] + [f"t{i}" for i in range(len(table.columns))]
-    inner = _hashed(dialect, relation, table, with_values=True)
+    inner = _hashed(dialect, relation, table, _raw(dialect, table))
     listed = ", ".join(str(int(b)) for b in buckets)
     key = "k" if key_columns(table) else "h AS k"
     return f"SELECT {key}, h, {', '.join(columns)} FROM ({inner}) AS z WHERE b IN ({listed})"
@@ -186,12 +192,17 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def diff_table(table: Table, source: Side, target: Side) -> TableDiff:
+def diff_table(table: Table, source: Side, target: Side, tolerance: float) -> TableDiff:
     """Compare a table bucket by bucket on both sides at once, then read the differing buckets."""
     with ThreadPoolExecutor(max_workers=2) as pool:
         sides = [pool.submit(q, bucket_sql(d, r, t)) for d, r, q, t in (source, target)]
-        src, tgt = (read_buckets(s.result()) for s in sides)
-        totals = {"source": total(src), "target": total(tgt)}
+        results = [s.result() for s in sides]
+        src, tgt = (read_buckets(r) for r in results)
+        measured = [aggregates.rollup(table, r.to_pylist()) for r in results]
+        totals = {
+            "source": total(src), "target": total(tgt),
+            "aggregates": aggregates.compare(table, measured[0], measured[1], tolerance),
+        }  # fmt: skip
         wrong = differing(src, tgt)
         if not wrong:
             return TableDiff(**totals, buckets=0, rows=[], complete=True)

@@ -46,6 +46,12 @@ class TargetSpec(_Strict):
         return url
 
 
+class ValidateSpec(_Strict):
+    """How validate compares."""
+
+    float_tolerance: float = Field(1e-9, ge=0)  # relative, for sums of floats (rows differ exactly)
+
+
 class TransferSpec(_Strict):
     """How transfer splits and paces the copy."""
 
@@ -107,6 +113,7 @@ class Plan(_Strict):
     ledger: str | None = None
     workload: str = "workload"
     transfer: TransferSpec = Field(default_factory=TransferSpec)
+    validate_: ValidateSpec = Field(default_factory=ValidateSpec, alias="validate")
     assess: AssessSpec = Field(default_factory=AssessSpec)
     prices: PriceSpec = Field(default_factory=PriceSpec)
     accept: list[str] = Field(default_factory=list)

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from liftshift import diff, quality
+from liftshift.aggregates import AggregateDifference
 from liftshift.connectors import opened
 from liftshift.connectors.base import Fingerprint, Source, Table, Target
 from liftshift.connectors.postgres_target import PostgresTarget
@@ -38,6 +39,7 @@ class ValidateReport(StageReport):
 
     tables: list[TableValidation]
     differences: list[RowDifference] = []  # rows found in the differing buckets, per table
+    aggregates: list[AggregateDifference] = []  # column measures that differ, per table
     expectations: list[ExpectationOutcome] = []
 
     def items(self) -> list[BaseModel]:
@@ -47,6 +49,9 @@ class ValidateReport(StageReport):
     def sections(self) -> list[str]:
         """The rows that differ; the expectations that failed, then a count of those that passed."""
         lines = []
+        if self.aggregates:
+            lines += ["", "## Column aggregates that differ", ""]
+            lines += [f"- {a.describe()}" for a in self.aggregates]
         if self.differences:
             lines += ["", "## Rows that differ", "", *[f"- {d.describe()}" for d in self.differences]]
         if not self.expectations:
@@ -78,12 +83,12 @@ def schema_issues(table: Table, target: Target) -> list[str]:
 
 
 def compare_table(
-    table: Table, source: Source, target: Target
-) -> tuple[TableValidation, list[RowDifference]]:
+    table: Table, source: Source, target: Target, tolerance: float = 1e-9
+) -> tuple[TableValidation, list[RowDifference], list[AggregateDifference]]:
     """Compare one table: schema, then counts and checksums per bucket on both sides at once."""
     issues = schema_issues(table, target)
     if "table is missing in the target" in issues:
-        return _verdict(table, issues, source.fingerprint(table, None), Fingerprint(0, 0), 0), []
+        return _verdict(table, issues, source.fingerprint(table, None), Fingerprint(0, 0), 0), [], []
     # A column on one side only is a schema issue already; the rows are compared on the rest.
     present = {c.name for c in target.columns(table)}
     shared = replace(table, columns=tuple(c for c in table.columns if c.name in present))
@@ -92,8 +97,9 @@ def compare_table(
         shared,
         (source.dialect, source.relation(shared), source.query, shared),
         (target.dialect, target.relation(shared), target.query, stored),
+        tolerance,
     )
-    return _verdict(table, issues, found.source, found.target, found.buckets), found.rows
+    return _verdict(table, issues, found.source, found.target, found.buckets), found.rows, found.aggregates
 
 
 def _verdict(
@@ -110,6 +116,7 @@ def _verdict(
 def gate(report: ValidateReport) -> GateResult:
     """Pass when every table's schema, count and checksum agree."""
     reasons = quality.failures(report.expectations)
+    reasons += [a.describe() for a in report.aggregates]
     for t in report.tables:
         reasons += [f"{t.table}: {issue}" for issue in t.schema_issues]
         rows = [d for d in report.differences if d.table == t.table]
@@ -147,13 +154,15 @@ def run(plan: Plan, ledger: Ledger) -> ValidateReport:
     started, t0 = datetime.now(UTC), time.perf_counter()
     with opened(plan) as (source, target):
         tables = source.catalog(plan.tables)
-        compared = [compare_table(t, source, target) for t in tables]
-        lines = [line for line, _ in compared]
+        tolerance = plan.validate_.float_tolerance
+        compared = [compare_table(t, source, target, tolerance) for t in tables]
+        lines = [line for line, _, _ in compared]
         present = [t for t, line in zip(tables, lines, strict=True) if line.target_rows or line.passed]
         outcomes = expectations(plan.expectations_dir(), present, source, target)
     draft = ValidateReport(
         stage="validate", plan=plan.name, started_at=started, seconds=time.perf_counter() - t0,
         gate=GateResult(passed=True), rows=sum(t.source_rows for t in lines), tables=lines,
-        differences=[d for _, rows in compared for d in rows], expectations=outcomes,
+        differences=[d for _, rows, _ in compared for d in rows],
+        aggregates=[a for _, _, found in compared for a in found], expectations=outcomes,
     )  # fmt: skip
     return draft.model_copy(update={"gate": gate(draft)})

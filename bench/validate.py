@@ -1,0 +1,117 @@
+"""Validation benchmark: full-row comparison against the physical limit, binary COPY of the table.
+
+Creates the transfer benchmark's table (ROWS rows, default 5,000,000; `python bench/validate.py
+1000000`) in an embedded PostgreSQL, copies it into DuckDB with liftshift, then measures in the
+same run: `COPY … TO STDOUT (FORMAT binary)` (the floor); validating the identical copy (every
+row's fingerprint, both sides at once); and finding five planted differences (two updates, an
+insert, a delete, a NULL where '' was). Prints seconds, the ratio to the floor and peak RSS of
+this process and its children (DuckDB runs inside this process).
+"""
+
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import psycopg
+import yaml
+
+from liftshift import transfer
+from liftshift.connectors import open_source, open_target
+from liftshift.demo import start_postgres
+from liftshift.ledger import Ledger
+from liftshift.plan import Plan, load_plan
+from liftshift.validate import compare_table
+
+sys.path.insert(0, str(Path(__file__).parent))
+from transfer import TABLE, copy_floor  # noqa: E402 - the transfer benchmark's table and floor
+
+PLANTED = [  # {rows} is the table's row count: ids run from 1 to it
+    "UPDATE bench SET amount = amount + 0.01 WHERE id = 17",
+    "UPDATE bench SET created_at = created_at + INTERVAL 1 MICROSECOND WHERE id = {rows} // 2",
+    "INSERT INTO bench SELECT * REPLACE (id + {rows} AS id) FROM bench WHERE id = 42",
+    "DELETE FROM bench WHERE id = {rows} * 4 // 5",
+    "UPDATE bench SET note = NULL WHERE id = 3",
+]
+
+
+class PeakRss:
+    """Samples the RSS of this process and its children (PostgreSQL's backends too)."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> "PeakRss":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while not self._stop.wait(0.05):
+            procs = [me, *me.children(recursive=True)]
+            total = 0
+            for proc in procs:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.peak = max(self.peak, total)
+
+
+def copied_plan(folder: Path, url: str) -> Plan:
+    plan_path = folder / "plan.yaml"
+    body = {"name": "bench-validate", "source": {"url": url}, "target": {"url": "duckdb:///bench.duckdb"},
+            "tables": ["bench"]}  # fmt: skip
+    plan_path.write_text(yaml.safe_dump(body))
+    plan = load_plan(plan_path)
+    report = transfer.run(plan, Ledger(plan.ledger_url()))
+    assert report.gate.passed, report.gate.reasons
+    return plan
+
+
+def timed_compare(plan: Plan) -> tuple[float, int, bool]:
+    """Seconds to validate the table, the rows found to differ, and whether it passed."""
+    source, target = open_source(plan), open_target(plan)
+    try:
+        (table,) = source.catalog(["bench"])
+        t0 = time.perf_counter()
+        line, rows = compare_table(table, source, target)
+        return time.perf_counter() - t0, len(rows), line.passed
+    finally:
+        source.close()
+        target.close()
+
+
+def main(rows: int) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="liftshift-bench-validate-"))
+    url = start_postgres(folder / "pg")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(TABLE.format(rows=rows))
+    plan = copied_plan(folder, url)
+    floor = copy_floor(url)
+    print(f"rows: {rows:,}   floor (binary COPY): {floor:.2f} s")
+    with PeakRss() as rss:
+        seconds, found, passed = timed_compare(plan)
+    assert passed and found == 0
+    print(f"identical copy: {seconds:.2f} s, {seconds / floor:.2f}x the floor, peak RSS {rss.peak / 2**20:.0f} MB")
+    target = open_target(plan)
+    for statement in PLANTED:
+        target.query(statement.format(rows=rows))
+    target.close()
+    with PeakRss() as rss:
+        seconds, found, passed = timed_compare(plan)
+    assert not passed and found == len(PLANTED), found
+    print(f"5 planted differences found: {seconds:.2f} s, {seconds / floor:.2f}x the floor, "
+          f"peak RSS {rss.peak / 2**20:.0f} MB")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5_000_000)
