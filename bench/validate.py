@@ -83,7 +83,7 @@ def timed_compare(plan: Plan) -> tuple[float, int, bool]:
     try:
         (table,) = source.catalog(["bench"])
         t0 = time.perf_counter()
-        line, rows = compare_table(table, source, target)
+        line, rows, _ = compare_table(table, source, target)
         return time.perf_counter() - t0, len(rows), line.passed
     finally:
         source.close()
@@ -101,7 +101,8 @@ def main(rows: int) -> None:
     with PeakRss() as rss:
         seconds, found, passed = timed_compare(plan)
     assert passed and found == 0
-    print(f"identical copy: {seconds:.2f} s, {seconds / floor:.2f}x the floor, peak RSS {rss.peak / 2**20:.0f} MB")
+    print(f"identical copy: {seconds:.2f} s, {seconds / floor:.2f}x the floor, "
+          f"peak RSS {rss.peak / 2**20:.0f} MB")  # fmt: skip
     target = open_target(plan)
     for statement in PLANTED:
         target.query(statement.format(rows=rows))
