@@ -9,6 +9,7 @@ from liftshift.assess_report import (
     ForeignKey,
     TableAssessment,
 )
+from liftshift.report import StageReport
 from liftshift.types import Verdict
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
@@ -35,27 +36,31 @@ details summary{cursor:pointer;font-weight:600}
 def render_assessment(report: AssessReport) -> str:
     """The whole assessment report as one HTML page that needs nothing but a browser."""
     sections = [
-        ("Gate", _gate(report)),
+        ("Gate", gate_html(report)),
         ("Totals", _totals(report)),
         ("Blockers, lossy columns and value problems", _problems(report)),
         ("Size and estimated time per table", _chart(report.tables)),
         ("Tables", _inventory(report.tables)),
         ("Waves", _waves(report)),
-        ("Foreign-key cycles broken", _list(report.cycles)),
+        ("Foreign-key cycles broken", html_list(report.cycles)),
         ("Views and materialized views", _views(report)),
         ("Sequences", _sequences(report)),
         ("Expectation suites", _suites(report)),
         ("All column mappings", _all_columns(report.columns)),
     ]
+    return page(f"Assessment — {report.plan}", report, f"{len(report.tables):,} tables", sections)
+
+
+def page(title: str, report: StageReport, summary: str, sections: list[tuple[str, str]]) -> str:
+    """One self-contained page: a title, when the stage ran, a menu, and the sections' HTML."""
     nav = " ".join(f'<a href="#s{i}">{escape(title)}</a>' for i, (title, _) in enumerate(sections))
     body = "\n".join(f'<h2 id="s{i}">{escape(t)}</h2>\n{html}' for i, (t, html) in enumerate(sections))
-    title = f"Assessment — {report.plan}"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>\n"
         f'<h1>{escape(title)}</h1>\n<p class="muted">started {report.started_at:%Y-%m-%d %H:%M:%S} UTC'
-        f" · took {human_seconds(report.seconds)} · {len(report.tables):,} tables</p>\n"
+        f" · took {human_seconds(report.seconds)} · {escape(summary)}</p>\n"
         f"<nav>{nav}</nav>\n{body}\n</body></html>\n"
     )
 
@@ -104,7 +109,7 @@ def table_seconds(table: TableAssessment) -> float:
 Cell = str | tuple[str, str]
 
 
-def _table(headers: Sequence[str], rows: Iterable[Sequence[Cell]], numeric: Iterable[int] = ()) -> str:
+def html_table(headers: Sequence[str], rows: Iterable[Sequence[Cell]], numeric: Iterable[int] = ()) -> str:
     """An HTML table: headers are plain text, cells already-escaped HTML; numeric columns align right."""
     right = set(numeric)
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
@@ -121,7 +126,7 @@ def _td(cell: Cell, numeric: bool) -> str:
     return f'<td class="n">{cell}</td>' if numeric else f"<td>{cell}</td>"
 
 
-def _list(items: Sequence[str]) -> str:
+def html_list(items: Sequence[str]) -> str:
     if not items:
         return '<p class="muted">None.</p>'
     return "<ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>"
@@ -143,10 +148,11 @@ def _cols(columns: Sequence[str]) -> str:
 # --- sections --------------------------------------------------------------------------------
 
 
-def _gate(report: AssessReport) -> str:
+def gate_html(report: StageReport) -> str:
+    """The gate's verdict and its reasons."""
     css, word = ("pass", "passed") if report.gate.passed else ("fail", "FAILED")
     return f'<p><span class="gate {css}">Gate {word}</span></p>\n' + (
-        _list(report.gate.reasons) if report.gate.reasons else ""
+        html_list(report.gate.reasons) if report.gate.reasons else ""
     )
 
 
@@ -198,17 +204,17 @@ def _problems(report: AssessReport) -> str:
     ]
     parts = [
         "<h3>Blockers and lossy columns</h3>",
-        _table(_COLUMN_HEADERS, _column_rows(flagged)),
+        html_table(_COLUMN_HEADERS, _column_rows(flagged)),
         "<h3>Values the target cannot hold</h3>",
-        _table(("Table", "Column", "Problem", "Rows"), values, numeric=[3]),
+        html_table(("Table", "Column", "Problem", "Rows"), values, numeric=[3]),
     ]
     if report.unused_accepts:
-        parts += ["<h3>Accepted in the plan but matching no column</h3>", _list(report.unused_accepts)]
+        parts += ["<h3>Accepted in the plan but matching no column</h3>", html_list(report.unused_accepts)]
     return "\n".join(parts)
 
 
 def _all_columns(columns: Sequence[ColumnAssessment]) -> str:
-    table = _table(_COLUMN_HEADERS, _column_rows(columns))
+    table = html_table(_COLUMN_HEADERS, _column_rows(columns))
     return f"<details><summary>{len(columns):,} columns</summary>\n{table}\n</details>"
 
 
@@ -227,7 +233,7 @@ def _inventory(tables: Sequence[TableAssessment]) -> str:
         ]
         for t in tables
     ]  # fmt: skip
-    return _table(headers, rows, numeric=[1, 2, 3, 4, 10, 11])
+    return html_table(headers, rows, numeric=[1, 2, 3, 4, 10, 11])
 
 
 def _size(t: TableAssessment) -> str:
@@ -287,12 +293,12 @@ def _waves(report: AssessReport) -> str:
          human_bytes(w.bytes), human_seconds(w.estimated_seconds)]
         for w in report.waves
     ]  # fmt: skip
-    return _table(("Wave", "Tables", "Rows", "Bytes", "Estimated time"), rows, numeric=[0, 2, 3, 4])
+    return html_table(("Wave", "Tables", "Rows", "Bytes", "Estimated time"), rows, numeric=[0, 2, 3, 4])
 
 
 def _views(report: AssessReport) -> str:
     rows = [[escape(v.name), escape(v.kind), _names(v.depends_on, limit=20)] for v in report.views]
-    return _table(("Name", "Kind", "Reads"), rows)
+    return html_table(("Name", "Kind", "Reads"), rows)
 
 
 def _sequences(report: AssessReport) -> str:
@@ -301,13 +307,12 @@ def _sequences(report: AssessReport) -> str:
          f"{s.last_value:,}" if s.last_value is not None else _NONE]
         for s in report.sequences
     ]  # fmt: skip
-    return _table(("Name", "Owned by", "Last value"), rows, numeric=[2])
+    return html_table(("Name", "Owned by", "Last value"), rows, numeric=[2])
 
 
 def _suites(report: AssessReport) -> str:
-    return f"<h3>Written</h3>\n{_list(report.suites_written)}\n<h3>Kept (edited by hand)</h3>\n" + _list(
-        report.suites_kept
-    )
+    kept = html_list(report.suites_kept)
+    return f"<h3>Written</h3>\n{html_list(report.suites_written)}\n<h3>Kept (edited by hand)</h3>\n{kept}"
 
 
 # --- the chart -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ Imports neither Prefect nor Dask's cluster: a notebook only reads the ledger.
 """
 
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 from pydantic import ValidationError
@@ -12,11 +13,29 @@ from liftshift.assess_report import AssessReport, TableAssessment
 from liftshift.errors import PlanError
 from liftshift.ledger import Ledger
 from liftshift.plan import load_plan
+from liftshift.report import StageReport
 from liftshift.types import Verdict
+
+if TYPE_CHECKING:
+    from liftshift.validate import ValidateReport
+
+R = TypeVar("R", bound=StageReport)
 
 
 def load_report(plan_path: str | Path, stage: str = "assess") -> AssessReport:
     """The newest assessment of the plan at plan_path, read from the plan's ledger."""
+    return load_stage(plan_path, stage, AssessReport)
+
+
+def load_validation(plan_path: str | Path) -> "ValidateReport":
+    """The newest validation of the plan at plan_path, read from the plan's ledger."""
+    from liftshift.validate import ValidateReport  # validate opens connectors; assess notebooks need not
+
+    return load_stage(plan_path, "validate", ValidateReport)
+
+
+def load_stage(plan_path: str | Path, stage: str, model: type[R]) -> R:
+    """The newest report of a stage of the plan at plan_path, as model."""
     plan = load_plan(plan_path)
     url = plan.ledger_url()
     first = f"run `liftshift {stage} {plan_path}` first"
@@ -28,12 +47,12 @@ def load_report(plan_path: str | Path, stage: str = "assess") -> AssessReport:
     if stored is None:
         raise PlanError(f"plan '{plan.name}' has no {stage} report in {ledger.location()}; {first}")
     try:
-        return AssessReport.model_validate(stored.body)
+        return model.model_validate(stored.body)
     except ValidationError as exc:
         raise PlanError(
             f"the latest {stage} report of plan '{plan.name}' (#{stored.id}, {stored.created_at:%Y-%m-%d}) "
-            f"does not read as an assessment ({exc.error_count()} problems, first: "
-            f"{exc.errors()[0]['msg']}); rerun `liftshift assess {plan_path}`"
+            f"does not read as a {stage} report ({exc.error_count()} problems, first: "
+            f"{exc.errors()[0]['msg']}); rerun `liftshift {stage} {plan_path}`"
         ) from None
 
 
@@ -98,3 +117,31 @@ def value_problems_frame(report: AssessReport) -> pd.DataFrame:
 def _indexed(records: list[dict[str, object]], fields: tuple[str, ...], key: str) -> pd.DataFrame:
     # Named columns, so an empty report still gives a frame with the right shape.
     return pd.DataFrame.from_records(records, columns=list(fields)).set_index(key)
+
+
+def differences_frame(report: "ValidateReport") -> pd.DataFrame:
+    """One row per differing column of each differing row (one row for a missing or extra row)."""
+    fields = ["table", "kind", "key", "column", "source", "target", "copies"]
+    records = []
+    for d in report.differences:
+        key = ", ".join(f"{k}={v}" for k, v in d.key.items())
+        base = {"table": d.table, "kind": d.kind, "key": key, "copies": d.copies}
+        records += [{**base, "column": c.column, "source": c.source, "target": c.target} for c in d.columns]
+        if not d.columns:
+            records.append({**base, "column": None, "source": None, "target": None})
+    return pd.DataFrame.from_records(records, columns=fields)
+
+
+def validation_frame(report: "ValidateReport") -> pd.DataFrame:
+    """One row per table: verdict, rows on each side, differing buckets, rows and expectations failed."""
+    failed = pd.Series([o.table for o in report.expectations if not o.passed]).value_counts()
+    differing = pd.Series([d.table for d in report.differences]).value_counts()
+    records = [
+        {"table": t.table, "passed": t.passed, "source_rows": t.source_rows, "target_rows": t.target_rows,
+         "differing_buckets": t.differing_buckets, "rows_differing": int(differing.get(t.table, 0)),
+         "expectations_failed": int(failed.get(t.table, 0))}
+        for t in report.tables
+    ]  # fmt: skip
+    fields = ("table", "passed", "source_rows", "target_rows", "differing_buckets", "rows_differing",
+              "expectations_failed")  # fmt: skip
+    return _indexed(records, fields, "table")

@@ -46,6 +46,12 @@ class ValidateReport(StageReport):
         """One line per table."""
         return list(self.tables)
 
+    def html(self) -> str:
+        """The self-contained HTML page of the validation."""
+        from liftshift.html_validation import render_validation  # the renderer imports this module
+
+        return render_validation(self)
+
     def sections(self) -> list[str]:
         """The rows that differ; the expectations that failed, then a count of those that passed."""
         lines = []

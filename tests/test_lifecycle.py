@@ -8,7 +8,7 @@ from liftshift import lifecycle
 from liftshift.connectors import open_target
 from liftshift.demo import seed
 from liftshift.ledger import Ledger
-from tests.conftest import DEMO_ACCEPT, bigquery_url, write_plan
+from tests.conftest import DEMO_ACCEPT, REPO, bigquery_url, write_plan
 
 
 @pytest.fixture
@@ -34,13 +34,34 @@ def test_all_six_stages_pass_and_a_hand_edited_row_fails_validate(demo_plan):
     target = open_target(demo_plan)
     target.query(f"UPDATE {target.dataset}.orders SET note = 'edited' WHERE id = 7")  # type: ignore[attr-defined]
     target.close()
-    report = lifecycle.run_stage("validate", demo_plan).report
+    validated = lifecycle.run_stage("validate", demo_plan)
+    report = validated.report
     assert not report.gate.passed
     assert report.gate.reasons == [
         "orders: same row count but 1 row differs; e.g. (id='7') changed: note: 'Anmerkung № 7' → 'edited'"
     ]
     drift = lifecycle.run_stage("monitor", demo_plan).report
     assert drift.gate.passed  # monitor compares with the latest validation, which saw the edit
+    page = validated.path.with_suffix(".html").read_text(encoding="utf-8")
+    assert "&#x27;edited&#x27;" in page and "Anmerkung № 7" in page and "http" not in page
+
+
+def test_the_validation_notebook_shows_the_differing_row(demo_plan, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    assert lifecycle.run_stage("transfer", demo_plan).report.gate.passed
+    target = open_target(demo_plan)
+    target.query(f"DELETE FROM {target.dataset}.orders WHERE id = 9")  # type: ignore[attr-defined]
+    target.close()
+    assert not lifecycle.run_stage("validate", demo_plan).report.gate.passed
+    notebook = nbformat.read(REPO / "notebooks" / "validation.ipynb", as_version=4)
+    monkeypatch.setenv("LIFTSHIFT_PLAN", str(demo_plan.base_dir / "plan.yaml"))
+    NotebookClient(notebook, timeout=60, resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+    assert "missing in target" in text and "id=9" in text
 
 
 def test_rerun_skips_chunks_already_done_and_redoes_the_rest(demo_plan):
