@@ -30,6 +30,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/transfer.py
+	$(BIN)/python bench/validate.py
 
 ui: $(STAMP)
 	$(BIN)/prefect server start
