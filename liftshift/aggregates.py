@@ -20,9 +20,10 @@ _SUMMED = (C.INT16, C.INT32, C.INT64, C.DECIMAL, C.FLOAT32, C.FLOAT64)
 # Floats have no min/max here: engines disagree on where NaN sorts.
 _ORDERED = (C.INT16, C.INT32, C.INT64, C.DECIMAL, C.DATE, C.TIME, C.TIMESTAMP, C.TIMESTAMPTZ, C.STRING)
 _FLOATS = (C.FLOAT32, C.FLOAT64)
-# Integer sums in a type that cannot overflow, float sums in double precision (PostgreSQL sums a
-# real as a real); strings ordered by code point, as the targets do.
-_WIDE_SUM = {"postgres": "sum({c}::numeric)", "bigquery": "SUM(CAST({c} AS NUMERIC))", "duckdb": "sum({c})"}
+# 64-bit integer sums in a type that cannot overflow (PostgreSQL's sum(int8) is numeric already,
+# and smaller integers sum to int8), float sums in double precision (PostgreSQL sums a real as a
+# real); strings ordered by code point, as the targets do.
+_WIDE_SUM = {"postgres": "sum({c})", "bigquery": "SUM(CAST({c} AS NUMERIC))", "duckdb": "sum({c})"}
 _DOUBLE_SUM = {"postgres": "sum({c}::float8)", "bigquery": "SUM({c})", "duckdb": "sum({c}::DOUBLE)"}
 _BY_CODE_POINT = {"postgres": '{c} COLLATE "C"', "bigquery": "{c}", "duckdb": "{c}"}
 
@@ -73,7 +74,7 @@ def _sql(dialect: str, column: Column, measure: str, v: str) -> str:
     if measure == "count":
         return f"COUNT({v})"
     if measure == "sum":
-        if column.canonical in (C.INT16, C.INT32, C.INT64):
+        if column.canonical is C.INT64:
             return _WIDE_SUM[dialect].format(c=v)
         return _DOUBLE_SUM[dialect].format(c=v) if column.canonical in _FLOATS else f"SUM({v})"
     ordered = _BY_CODE_POINT[dialect].format(c=v) if column.canonical is C.STRING else v

@@ -19,11 +19,19 @@ from liftshift import aggregates
 from liftshift import fingerprint as fp
 from liftshift.aggregates import AggregateDifference
 from liftshift.connectors.base import Column, Fingerprint, Table
+from liftshift.types import Canonical as C
 
 MAX_DRILL_BUCKETS = 64  # buckets read row by row; beyond that the report is a sample
 MAX_ROWS_REPORTED = 50
 
 Query = Callable[[str], pa.Table]
+_INTEGERS = (C.INT16, C.INT32, C.INT64)
+# Every engine's modulo truncates toward zero, so negative keys are lifted into 0…n-1 alike.
+_MODULO = {
+    "postgres": "((({k}) % {n}) + {n}) % {n}",
+    "bigquery": "MOD(MOD({k}, {n}) + {n}, {n})",
+    "duckdb": "((({k}) % {n}) + {n}) % {n}",
+}
 Buckets = dict[int, tuple[int, int]]  # bucket → (rows, checksum)
 # How to reach one side: dialect, relation, a query function, and the table as that side stores it
 Side = tuple[str, str, Query, Table]
@@ -89,14 +97,21 @@ def bucket_sql(dialect: str, relation: str, table: Table) -> str:
 
 
 def _hashed(dialect: str, relation: str, table: Table, values: list[str]) -> str:
-    """Each row's hash h, key hash k (h itself without a key), bucket b, and the values asked for."""
+    """Each row's hash h, key k (h itself without a key), bucket b, and the values asked for.
+
+    A single integer key is its own k and buckets by modulo, sparing a second hash per row.
+    """
     keys = key_columns(table)
-    items = [f"{fp.row_hash(dialect, table.columns)} AS h"]
-    if keys:
+    items = [f"{fp.row_hash(dialect, table.columns)} AS h", *values]
+    if len(keys) == 1 and keys[0].canonical in _INTEGERS:
+        items.append(f"{fp.quote(dialect, keys[0].name)} AS k")
+        outer = [_MODULO[dialect].format(k="k", n=fp.BUCKETS) + " AS b"]
+    elif keys:
         items.append(f"{fp.row_hash(dialect, keys)} AS k")
-    items += values
-    bucket = fp.bucket_of(dialect, "k" if keys else "h")
-    return f"SELECT *, {bucket} AS b FROM (SELECT {', '.join(items)} FROM {relation}) AS x"
+        outer = [fp.bucket_of(dialect, "k") + " AS b"]
+    else:  # rows are their own key
+        outer = [fp.bucket_of(dialect, "h") + " AS b", "h AS k"]
+    return f"SELECT *, {', '.join(outer)} FROM (SELECT {', '.join(items)} FROM {relation}) AS x"
 
 
 def _raw(dialect: str, table: Table) -> list[str]:
@@ -133,8 +148,7 @@ def drill_sql(dialect: str, relation: str, table: Table, buckets: list[int]) -> 
     columns = [f"c{i}" for i in range(len(table.columns))] + [f"t{i}" for i in range(len(table.columns))]
     inner = _hashed(dialect, relation, table, _raw(dialect, table))
     listed = ", ".join(str(int(b)) for b in buckets)
-    key = "k" if key_columns(table) else "h AS k"
-    return f"SELECT {key}, h, {', '.join(columns)} FROM ({inner}) AS z WHERE b IN ({listed})"
+    return f"SELECT k, h, {', '.join(columns)} FROM ({inner}) AS z WHERE b IN ({listed})"
 
 
 def compare_rows(table: Table, source: pa.Table, target: pa.Table) -> list[RowDifference]:

@@ -24,6 +24,8 @@ CREATE TABLE pairs (a int, b text, v text, PRIMARY KEY (b, a));
 INSERT INTO pairs VALUES (1, 'x', 'one'), (2, 'x', 'two'), (1, 'y', 'three');
 CREATE TABLE loose (n int, s text);
 INSERT INTO loose VALUES (1, 'a'), (1, 'a'), (2, NULL), (3, '');
+CREATE TABLE negs (id bigint PRIMARY KEY, v text);  -- integer keys bucket by modulo, signs and all
+INSERT INTO negs SELECT g * 4093, 'v' || g FROM generate_series(-300, 300) g;
 """
 
 
@@ -139,7 +141,7 @@ def test_composite_keys_and_tables_without_a_key(source, target):
     ]
 
 
-@pytest.mark.parametrize("name", ["edge", "more", "pairs", "loose"])
+@pytest.mark.parametrize("name", ["edge", "more", "pairs", "loose", "negs"])
 def test_an_identical_copy_of_edge_values_has_no_differences(source, target, name):
     line, rows, measured = land_measured(source, target, name, lambda d: d)
     assert line.passed and rows == [] and line.differing_buckets == 0
