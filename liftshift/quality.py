@@ -85,6 +85,13 @@ def _quiet(logger: str) -> Iterator[None]:
         log.setLevel(level)
 
 
+def check(
+    ctx: Any, side: str, engine: Any, table: Table, suite: gx.ExpectationSuite
+) -> list[ExpectationOutcome]:
+    """Run a table's suite on the engine (source or target) that holds it."""
+    return run_suite(side, batch(ctx, side, engine, table, suite), table, suite)
+
+
 def run_suite(side: str, batch: Any, table: Table, suite: gx.ExpectationSuite) -> list[ExpectationOutcome]:
     """Validate one batch against a suite; one outcome per expectation."""
     result = batch.validate(suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5})
