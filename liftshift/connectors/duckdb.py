@@ -88,6 +88,42 @@ class DuckDBTarget:
         relation = self.conn.sql(sql)  # None for statements that return no rows
         return relation.to_arrow_table() if relation is not None else pa.table({})
 
+    def upsert(self, table: Table, data: pa.Table, key: tuple[str, ...]) -> int:
+        """Replace the rows whose primary key is in data by data, in one transaction."""
+        self.conn.execute("BEGIN")
+        try:
+            self._delete_matching(table, data.select(list(key)))
+            self.conn.register("liftshift_batch", _readable(data))
+            self.conn.execute(f"INSERT INTO {self.relation(table)} SELECT * FROM liftshift_batch")
+            self.conn.unregister("liftshift_batch")
+            self.conn.execute("COMMIT")
+        except Exception:
+            self.conn.execute("ROLLBACK")
+            raise
+        return data.num_rows
+
+    def delete_keys(self, table: Table, keys: pa.Table) -> int:
+        """Delete the rows whose key columns equal a row of keys; returns how many went."""
+        return self._delete_matching(table, keys) if keys.num_rows else 0
+
+    def keys(self, table: Table, columns: tuple[str, ...], key_range: KeyRange | None) -> pa.Table:
+        """The key columns of the rows in a key range."""
+        names = ", ".join(fp.quote("duckdb", c) for c in columns)
+        where = fp.range_predicate("duckdb", key_range)
+        return self.conn.sql(f"SELECT {names} FROM {self.relation(table)} WHERE {where}").to_arrow_table()
+
+    def _delete_matching(self, table: Table, keys: pa.Table) -> int:
+        rel = self.relation(table)
+        quoted = [fp.quote("duckdb", c) for c in keys.column_names]
+        match = " AND ".join(f"{rel}.{c} = k.{c}" for c in quoted)
+        self.conn.register("liftshift_keys", keys)
+        try:
+            sql = f"DELETE FROM {rel} USING liftshift_keys AS k WHERE {match}"
+            (deleted,) = self.conn.execute(sql).fetchone() or (0,)
+        finally:
+            self.conn.unregister("liftshift_keys")
+        return int(deleted)
+
 
 def _readable(data: pa.Table) -> pa.Table:
     """The batch with 256-bit decimals as text, which DuckDB cannot scan but casts on insert."""
