@@ -109,7 +109,7 @@ def status_command(
     with _user_errors():
         loaded = load_plan(plan)
         ledger = Ledger(loaded.ledger_url())
-        latest = {s: ledger.latest_report(loaded.name, s) for s in lifecycle.STAGES}
+        latest = {s: ledger.latest_report(loaded.name, s) for s in [*lifecycle.STAGES, "delta"]}
         if as_json:
             print(json.dumps({s: r.body if r else None for s, r in latest.items()}, indent=2))
             return

@@ -9,6 +9,7 @@ older watermark) are copied.
 """
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -20,6 +21,7 @@ from liftshift.connectors.base import KeyRange, Source, Table, Target
 from liftshift.errors import PlanError
 from liftshift.ledger import Ledger, Watermark
 from liftshift.plan import Plan
+from liftshift.redact import redact
 from liftshift.report import GateResult, StageReport
 from liftshift.transfer import Progress, integer_key, plan_chunks
 from liftshift.watermarks import current_mark, rows_at_mark_unchanged, watermarked
@@ -42,6 +44,7 @@ class TableDelta(BaseModel):
     unresolved: int
     seconds: float
     note: str = ""
+    error: str = ""
 
 
 class DeltaReport(StageReport):
@@ -64,8 +67,9 @@ class _Reconciled:
 
 
 def gate(report: DeltaReport) -> GateResult:
-    """Pass when every differing key range agreed once its deletes and late rows were applied."""
-    reasons = [
+    """Pass when every table synced and its differing key ranges agreed once fixed."""
+    reasons = [f"{t.table}: {t.error}" for t in report.tables if t.error]
+    reasons += [
         f"{t.table}: {t.unresolved} key range(s) still differ after the delta"
         for t in report.tables
         if t.unresolved
@@ -85,7 +89,7 @@ def run(plan: Plan, ledger: Ledger, progress: Progress | None = None) -> DeltaRe
         chosen = watermarked(plan, source.catalog(plan.tables))
         for table, _ in chosen:
             _require_full_transfer(plan, ledger, table)
-        lines = [sync_table(plan, ledger, source, target, t, c, progress) for t, c in chosen]
+        lines = [_sync_or_fail(plan, ledger, source, target, t, c, progress) for t, c in chosen]
     draft = DeltaReport(
         stage="delta", plan=plan.name, started_at=started, seconds=time.perf_counter() - t0,
         gate=GateResult(passed=True), rows=sum(t.upserted + t.deleted + t.late for t in lines), tables=lines,
@@ -100,6 +104,21 @@ def _require_full_transfer(plan: Plan, ledger: Ledger, table: Table) -> None:
             f"table '{table.name}' has not been fully transferred yet, so there is nothing to sync "
             "from; run `liftshift transfer PLAN` without --delta first"
         )
+
+
+def _sync_or_fail(
+    plan: Plan, ledger: Ledger, source: Source, target: Target, table: Table, column: str,
+    progress: Progress | None,
+) -> TableDelta:  # fmt: skip
+    """Sync a table; an engine error fails its line (the mark stays, so a rerun repeats it)."""
+    try:
+        return sync_table(plan, ledger, source, target, table, column, progress)
+    except Exception as exc:  # noqa: BLE001 - the table fails with the engine's message
+        error = redact(f"{type(exc).__name__}: {exc}")[:2000]
+        return TableDelta(
+            table=table.name, watermark=column, since=None, mark=None, upserted=0, deleted=0, late=0,
+            ranges=0, differing=0, unresolved=0, seconds=0.0, error=error,
+        )  # fmt: skip
 
 
 def sync_table(
@@ -136,11 +155,9 @@ def reconcile(plan: Plan, source: Source, target: Target, table: Table) -> _Reco
     key = integer_key(table)
     bounds = source.key_bounds(table, key) if key else None
     ranges = plan_chunks(key, bounds, source.row_count(table), plan.transfer.chunk_rows)
-    deleted = late = differing = unresolved = 0
-    for key_range in ranges:
-        if source.fingerprint(keys_only, key_range) == target.fingerprint(keys_only, key_range):
-            continue
-        differing += 1
+    deleted = late = unresolved = 0
+    differing = _differing(source, target, keys_only, ranges)
+    for key_range in differing:
         gone, missing = key_difference(
             source.keys(table, table.primary_key, key_range), target.keys(table, table.primary_key, key_range)
         )
@@ -149,7 +166,17 @@ def reconcile(plan: Plan, source: Source, target: Target, table: Table) -> _Reco
             rows = source.read_keys(table, missing)
             late += target.upsert(table, rows, table.primary_key)
         unresolved += _still_differs(source, target, keys_only, key_range)
-    return _Reconciled(deleted, late, len(ranges), differing, unresolved)
+    return _Reconciled(deleted, late, len(ranges), len(differing), unresolved)
+
+
+def _differing(
+    source: Source, target: Target, keys_only: Table, ranges: list[KeyRange | None]
+) -> list[KeyRange | None]:
+    """The ranges whose key fingerprints differ; the target computes its side while the source does."""
+    with ThreadPoolExecutor(max_workers=1) as pool:  # one thread: a target connection is not shared
+        theirs = [pool.submit(target.fingerprint, keys_only, r) for r in ranges]
+        ours = [source.fingerprint(keys_only, r) for r in ranges]
+        return [r for r, mine, their in zip(ranges, ours, theirs, strict=True) if mine != their.result()]
 
 
 def _still_differs(source: Source, target: Target, keys_only: Table, key_range: KeyRange | None) -> int:

@@ -157,25 +157,11 @@ class Ledger:
 
     def save_chunk(self, plan: str, record: ChunkRecord, error: str | None = None) -> None:
         """Insert or replace a chunk's row."""
-        values = {
-            "plan": plan,
-            "table_name": record.table_name,
-            "chunk": record.chunk,
-            "low": record.low,
-            "high": record.high,
-            "state": record.state,
-            "rows": record.rows,
-            "source_checksum": _str(record.source_checksum),
-            "target_checksum": _str(record.target_checksum),
-            "attempts": record.attempts,
-            "error": error,
-            "updated_at": datetime.now(UTC),
-        }
         key = (chunks.c.plan == plan) & (chunks.c.table_name == record.table_name)
         key = key & (chunks.c.chunk == record.chunk)
         with self.engine.begin() as conn:
             conn.execute(chunks.delete().where(key))
-            conn.execute(chunks.insert().values(**values))
+            conn.execute(chunks.insert().values(**_chunk_row(plan, record, error)))
 
     def forget_chunks(self, plan: str, table_name: str) -> None:
         """Drop a table's chunk plan (its key range changed, so the plan is remade)."""

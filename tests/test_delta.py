@@ -112,3 +112,22 @@ def test_delta_before_any_full_transfer_says_to_transfer_first(pg_url, tmp_path)
     with pytest.raises(PlanError, match=r"run `liftshift transfer PLAN` without --delta first"):
         lifecycle.run_stage("transfer", plan, delta=True)
     assert Ledger(plan.ledger_url()).latest_report(plan.name, "delta") is None
+
+
+def test_a_table_that_fails_keeps_its_mark_and_the_others_still_sync(pg_url, tmp_path):
+    _sql(pg_url, _SOURCE)
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["items", "tags"],
+                      transfer={"watermarks": WATERMARKS})  # fmt: skip
+    assert lifecycle.run_stage("transfer", plan).report.gate.passed
+    ledger = Ledger(plan.ledger_url())
+    before = ledger.watermark(plan.name, "tags")
+    _sql(pg_url, _CHANGES)
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as conn:
+        conn.execute("DROP TABLE tags")  # the target lost a table: the engine's error, not ours
+    report = lifecycle.run_stage("transfer", plan, delta=True).report
+    assert not report.gate.passed
+    assert report.gate.reasons[0].startswith("tags: CatalogException")
+    assert {t.table: t.upserted for t in report.tables}["items"] == 13  # type: ignore[attr-defined]
+    assert ledger.watermark(plan.name, "tags") == before
