@@ -98,6 +98,7 @@ def run(plan: Plan, ledger: Ledger, progress: Progress | None = None) -> DeltaRe
 
 
 def _require_full_transfer(plan: Plan, ledger: Ledger, table: Table) -> None:
+    """Refuse a delta of a table whose full transfer has not finished: there is no base to sync."""
     records = ledger.chunk_records(plan.name, table.name)
     if not records or any(r.state != "done" for r in records):
         raise PlanError(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from liftshift import assess, benchmark, cutover, monitor, report, transfer, validate
 from liftshift import delta as delta_sync
+from liftshift.errors import PlanError
 from liftshift.ledger import Ledger
 from liftshift.plan import Plan
 from liftshift.report import StageReport
@@ -39,6 +40,8 @@ def run_stage(
     delta: bool = False,
 ) -> StageOutcome:
     """Run one stage and record its report in the ledger (transfer may move a wave, or a delta)."""
+    if delta and wave is not None:
+        raise PlanError("a delta syncs every table of transfer.watermarks: give --delta or --wave, not both")
     ledger = ledger or Ledger(plan.ledger_url())
     if name == "transfer" and delta:
         result: StageReport = delta_sync.run(plan, ledger, progress)

@@ -13,12 +13,17 @@ ORDERED = (
 )  # fmt: skip
 
 
-def watermarked(plan: Plan, tables: list[Table]) -> list[tuple[Table, str]]:
-    """The selected tables that transfer.watermarks names, with their column; PlanError if one is wrong."""
+def watermarked(plan: Plan, tables: list[Table], strict: bool = True) -> list[tuple[Table, str]]:
+    """The tables that transfer.watermarks names, with their column; PlanError if one is wrong.
+
+    Not strict: a name missing from tables is passed over (a transfer of one wave sees only its own).
+    """
     by_name = {t.name: t for t in tables}
     chosen = []
     for name, column in plan.transfer.watermarks.items():
         table = by_name.get(name)
+        if table is None and not strict:
+            continue
         if table is None:
             raise PlanError(
                 f"transfer.watermarks names table '{name}', which is not among the plan's tables "
@@ -57,7 +62,7 @@ def remember_marks(plan: Plan, ledger: Ledger, source: Source, tables: list[Tabl
     (a delta re-reads rows at the mark itself: upserts make that harmless). A table whose copy
     has begun already keeps its mark, or has none if the plan named its watermark only later.
     """
-    for table, column in watermarked(plan, tables):
+    for table, column in watermarked(plan, tables, strict=False):
         if not ledger.chunk_records(plan.name, table.name):
             ledger.save_watermark(plan.name, table.name, current_mark(source, table, column))
 

@@ -131,3 +131,21 @@ def test_a_table_that_fails_keeps_its_mark_and_the_others_still_sync(pg_url, tmp
     assert report.gate.reasons[0].startswith("tags: CatalogException")
     assert {t.table: t.upserted for t in report.tables}["items"] == 13  # type: ignore[attr-defined]
     assert ledger.watermark(plan.name, "tags") == before
+
+
+def test_delta_and_wave_together_is_refused_before_connecting(tmp_path):
+    plan = write_plan(tmp_path, "postgresql://app@127.0.0.1:1/shop", "duckdb:///w.duckdb")
+    with pytest.raises(PlanError, match="give --delta or --wave, not both"):
+        lifecycle.run_stage("transfer", plan, wave=1, delta=True)
+
+
+def test_a_watermark_named_after_the_full_transfer_upserts_every_row_once(pg_url, tmp_path):
+    _sql(pg_url, _SOURCE)
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["items"])
+    assert lifecycle.run_stage("transfer", plan).report.gate.passed
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["items"],
+                      transfer={"watermarks": {"items": "updated_at"}})  # fmt: skip
+    first = _delta(plan)["items"]
+    assert first.upserted == 1000 and first.since is None and "every row was upserted" in first.note
+    assert _delta(plan)["items"].upserted == 0
+    assert lifecycle.run_stage("validate", plan).report.gate.passed
