@@ -134,28 +134,37 @@ def sync_table(
     with source.snapshot():
         mark = current_mark(source, table, column)
         inclusive = not (stored is not None and known and rows_at_mark_unchanged(source, table, stored))
-        changed = source.read_since(table, column, since, inclusive)
-        if progress:
-            progress(table.name, 0, changed.num_rows)
-        target.upsert(table, changed, table.primary_key)
-        if progress:
-            progress(table.name, changed.num_rows, changed.num_rows, changed.nbytes)
-        done = reconcile(plan, source, target, table)
+        ranges, rows = key_ranges(plan, source, table)
+        # Every row to move: read range by range, so memory holds one chunk, not the table.
+        reads = [(None, since)] if since is not None else [(r, None) for r in ranges]
+        upserted, nbytes = 0, 0
+        for key_range, after in reads:
+            changed = source.read_since(table, column, after, inclusive, key_range)
+            upserted += target.upsert(table, changed, table.primary_key)
+            nbytes += changed.nbytes
+            if progress:
+                progress(table.name, upserted, rows if since is None else upserted, nbytes)
+        done = reconcile(source, target, table, ranges)
     ledger.save_watermark(plan.name, table.name, mark if mark.mark is not None else Watermark(column, since))
     return TableDelta(
-        table=table.name, watermark=column, since=since, mark=mark.mark, upserted=changed.num_rows,
+        table=table.name, watermark=column, since=since, mark=mark.mark, upserted=upserted,
         deleted=done.deleted, late=done.late, ranges=done.ranges, differing=done.differing,
         unresolved=done.unresolved, seconds=time.perf_counter() - t0,
         note="" if known else f"no mark recorded for {column}: every row was upserted",
     )  # fmt: skip
 
 
-def reconcile(plan: Plan, source: Source, target: Target, table: Table) -> _Reconciled:
-    """Compare key-only fingerprints range by range; fix the ranges that differ."""
-    keys_only = replace(table, columns=tuple(table.column(k) for k in table.primary_key))
+def key_ranges(plan: Plan, source: Source, table: Table) -> tuple[list[KeyRange | None], int]:
+    """The transfer's key ranges for the table as it is now, and its row count."""
     key = integer_key(table)
     bounds = source.key_bounds(table, key) if key else None
-    ranges = plan_chunks(key, bounds, source.row_count(table), plan.transfer.chunk_rows)
+    rows = source.row_count(table)
+    return plan_chunks(key, bounds, rows, plan.transfer.chunk_rows), rows
+
+
+def reconcile(source: Source, target: Target, table: Table, ranges: list[KeyRange | None]) -> _Reconciled:
+    """Compare key-only fingerprints range by range; fix the ranges that differ."""
+    keys_only = replace(table, columns=tuple(table.column(k) for k in table.primary_key))
     deleted = late = unresolved = 0
     differing = _differing(source, target, keys_only, ranges)
     for key_range in differing:

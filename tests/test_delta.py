@@ -144,8 +144,13 @@ def test_a_watermark_named_after_the_full_transfer_upserts_every_row_once(pg_url
     plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["items"])
     assert lifecycle.run_stage("transfer", plan).report.gate.passed
     plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["items"],
-                      transfer={"watermarks": {"items": "updated_at"}})  # fmt: skip
-    first = _delta(plan)["items"]
+                      transfer={"chunk_rows": 250, "watermarks": {"items": "updated_at"}})  # fmt: skip
+    calls = []
+    report = lifecycle.run_stage(
+        "transfer", plan, delta=True, progress=lambda t, done, total, nbytes=0: calls.append((done, total))
+    ).report
+    first = report.tables[0]  # type: ignore[attr-defined]
     assert first.upserted == 1000 and first.since is None and "every row was upserted" in first.note
+    assert calls == [(250, 1000), (500, 1000), (750, 1000), (1000, 1000)]  # one key range at a time
     assert _delta(plan)["items"].upserted == 0
     assert lifecycle.run_stage("validate", plan).report.gate.passed

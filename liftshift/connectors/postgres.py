@@ -238,13 +238,16 @@ class PostgresSource:
         found = self.conn.execute(f"SELECT max({col})::text FROM {self.relation(table)}").fetchone()
         return None if found is None else found[0]
 
-    def read_since(self, table: Table, column: str, mark: str | None, inclusive: bool = True) -> pa.Table:
-        """Rows whose column is at (if inclusive) or above mark, every row when mark is None."""
-        if mark is None:
-            return self.read_table(table, None)
-        literal = pgsql.Literal(mark).as_string(self.conn)
-        op = ">=" if inclusive else ">"
-        where = f"{fp.quote('postgres', column)} {op} {literal}::{table.column(column).source_type}"
+    def read_since(
+        self, table: Table, column: str, mark: str | None, inclusive: bool = True,
+        key_range: KeyRange | None = None,
+    ) -> pa.Table:  # fmt: skip
+        """A key range's rows whose column is at (if inclusive) or above mark; all when mark is None."""
+        where = fp.range_predicate("postgres", key_range)
+        if mark is not None:
+            literal = pgsql.Literal(mark).as_string(self.conn)
+            op = ">=" if inclusive else ">"
+            where += f" AND {fp.quote('postgres', column)} {op} {literal}::{table.column(column).source_type}"
         return self._copy(table, f"WHERE {where}")
 
     def fingerprint_at(self, table: Table, column: str, mark: str) -> Fingerprint:
