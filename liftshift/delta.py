@@ -138,6 +138,8 @@ def sync_table(
         # Every row to move: read range by range, so memory holds one chunk, not the table.
         reads = [(None, since)] if since is not None else [(r, None) for r in ranges]
         upserted, nbytes = 0, 0
+        if progress:
+            progress(table.name, 0, rows if since is None else 0)
         for key_range, after in reads:
             changed = source.read_since(table, column, after, inclusive, key_range)
             upserted += target.upsert(table, changed, table.primary_key)

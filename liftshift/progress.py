@@ -1,7 +1,9 @@
 """Rich progress bars for transfer and delta: rows, MB/s and ETA per table and overall."""
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn, TimeRemainingColumn
@@ -13,13 +15,27 @@ OVERALL = "all tables"
 
 
 class _Throughput(ProgressColumn):
-    """Megabytes per second since the task started, from the bytes its callback reported."""
+    """The megabytes per second a task's callback reported (its 'mbps' field)."""
 
     def render(self, task: Task) -> Text:
-        """The task's MB/s."""
-        elapsed = task.elapsed or 0.0
-        nbytes = float(task.fields.get("nbytes", 0))
-        return Text(f"{nbytes / elapsed / 1e6:8.2f} MB/s" if elapsed > 0 else "       - MB/s")
+        """The task's MB/s, or a dash before anything has moved."""
+        rate = task.fields.get("mbps")
+        return Text("       - MB/s" if rate is None else f"{rate:8.2f} MB/s")
+
+
+@dataclass
+class _Table:
+    """What one table has reported, and the window its bytes moved in."""
+
+    done: int = 0
+    total: int = 0
+    nbytes: int = 0
+    since: float = 0.0  # the last report before bytes moved: the table's start
+    until: float | None = None  # when it finished
+
+    def rate(self, now: float) -> float | None:
+        seconds = (self.until or now) - self.since
+        return self.nbytes / seconds / 1e6 if self.nbytes and seconds > 0 else None
 
 
 class TransferBars:
@@ -28,18 +44,33 @@ class TransferBars:
     def __init__(self, bar: Progress) -> None:
         self.bar = bar
         self.tasks: dict[str, TaskID] = {}
-        self.state: dict[str, tuple[int, int, int]] = {}
-        self.overall = bar.add_task(OVERALL, total=0, nbytes=0)
+        self.tables: dict[str, _Table] = {}
+        self.overall = bar.add_task(OVERALL, total=0, mbps=None)
 
     def __call__(self, table: str, done: int, total: int, nbytes: int = 0) -> None:
         """Move a table's bar and the overall bar."""
+        now = time.monotonic()
         if table not in self.tasks:
-            self.tasks[table] = self.bar.add_task(table, total=total, nbytes=0)
-        _, _, before = self.state.get(table, (0, 0, 0))
-        self.state[table] = (done, total, max(nbytes, before))
-        self.bar.update(self.tasks[table], completed=done, total=total, nbytes=max(nbytes, before))
-        done_all, total_all, bytes_all = (sum(s[i] for s in self.state.values()) for i in range(3))
-        self.bar.update(self.overall, completed=done_all, total=total_all, nbytes=bytes_all)
+            self.tasks[table] = self.bar.add_task(table, total=total, mbps=None)
+            self.tables[table] = _Table(since=now)
+        state = self.tables[table]
+        if not nbytes:  # announced, or starting: bytes are timed from here
+            state.since = now
+        state.done, state.total, state.nbytes = done, total, max(nbytes, state.nbytes)
+        state.until = now if total and done >= total and state.nbytes else None
+        self.bar.update(self.tasks[table], completed=done, total=total, mbps=state.rate(now))
+        self._update_overall(now)
+
+    def _update_overall(self, now: float) -> None:
+        moving = [s for s in self.tables.values() if s.nbytes]
+        states = self.tables.values()
+        overall = _Table(
+            done=sum(s.done for s in states), total=sum(s.total for s in states),
+            nbytes=sum(s.nbytes for s in moving), since=min((s.since for s in moving), default=now),
+        )  # fmt: skip
+        if overall.total and overall.done >= overall.total and moving:
+            overall.until = max(s.until or now for s in moving)
+        self.bar.update(self.overall, completed=overall.done, total=overall.total, mbps=overall.rate(now))
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """The command line: user errors are one line and exit 2; gates decide the exit code."""
 
 import json
+import re
 
 import psycopg
 from typer.testing import CliRunner
@@ -61,7 +62,7 @@ def test_transfer_shows_rows_and_throughput_per_table_and_overall_then_a_delta(p
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     overall = next(line for line in lines if line.startswith("all tables"))
-    assert "1,100/1,100 rows" in overall and "MB/s" in overall
+    assert "1,100/1,100 rows" in overall and re.search(r"\d+\.\d\d MB/s", overall), overall
     assert any(line.startswith("items") and "1,000/1,000 rows" in line for line in lines)
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
@@ -69,6 +70,7 @@ def test_transfer_shows_rows_and_throughput_per_table_and_overall_then_a_delta(p
     delta = runner.invoke(app, ["transfer", plan, "--delta"])
     assert delta.exit_code == 0, delta.output
     assert "13/13 rows" in delta.output and "test-plan-delta.md" in delta.output
+    assert re.search(r"items .* 13/13 rows +\d+\.\d\d MB/s", delta.output), delta.output
 
 
 def test_delta_with_an_unknown_watermark_column_is_one_line_and_exit_2(pg_url, tmp_path):
