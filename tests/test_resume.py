@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from liftshift import lifecycle
 from liftshift.demo import seed
 from liftshift.ledger import Ledger
-from tests.conftest import DEMO_ACCEPT, write_plan
+from tests.conftest import DEMO_ACCEPT, bigquery_url, write_plan
 
 LIFTSHIFT = str(Path(sys.executable).parent / "liftshift")
 
@@ -54,10 +55,18 @@ def _live_members(group: int) -> list[psutil.Process]:
     return members
 
 
-def test_a_transfer_killed_with_sigkill_resumes_to_exactly_the_source(pg_url, tmp_path):
-    seed(pg_url, rows=200_000)
-    transfer = {"chunk_rows": 2000, "max_source_connections": 1}
-    plan = write_plan(tmp_path, pg_url, "duckdb:///warehouse.duckdb", accept=DEMO_ACCEPT, transfer=transfer)
+@pytest.fixture(params=["duckdb", "bigquery"])
+def target_url(request):
+    if request.param == "duckdb":
+        return "duckdb:///warehouse.duckdb"
+    return bigquery_url(request.getfixturevalue("bq_endpoint"))
+
+
+def test_a_transfer_killed_with_sigkill_resumes_to_exactly_the_source(pg_url, target_url, tmp_path):
+    rows = 200_000 if target_url.startswith("duckdb") else 50_000  # the endpoint is slower per chunk
+    seed(pg_url, rows=rows)
+    transfer = {"chunk_rows": rows // 100, "max_source_connections": 1}
+    plan = write_plan(tmp_path, pg_url, target_url, accept=DEMO_ACCEPT, transfer=transfer)
     # A cluster of its own, so the kill takes the run's Dask workers with it.
     env = {k: v for k, v in os.environ.items() if k != "LIFTSHIFT_DASK_ADDRESS"}
     env["LIFTSHIFT_DASK_WORKERS"] = "2"
@@ -84,6 +93,6 @@ def test_a_transfer_killed_with_sigkill_resumes_to_exactly_the_source(pg_url, tm
     assert report is not None and report.passed
     moved = {t["table"]: t for t in report.body["tables"]}
     assert moved["order_items"]["skipped"] >= done  # resumed, not started over
-    assert moved["order_items"]["rows"] == 200_000
+    assert moved["order_items"]["rows"] == rows
     validated = lifecycle.run_stage("validate", plan).report
     assert validated.gate.passed, validated.gate.reasons
