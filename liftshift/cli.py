@@ -4,19 +4,19 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table as RichTable
 
 from liftshift import lifecycle, transfer
 from liftshift.errors import LiftshiftError
 from liftshift.ledger import Ledger
 from liftshift.plan import Plan, load_plan
+from liftshift.progress import transfer_bars
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -68,24 +68,9 @@ for _name in ("assess", "validate", "benchmark", "golive", "monitor"):
     app.command(name=_name)(_stage_command(_name))
 
 
-@contextmanager
-def _progress() -> Iterator[transfer.Progress]:
-    """A rich progress bar per table, fed by transfer's progress callback."""
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def update(table: str, done: int, total: int) -> None:
-            if table not in tasks:
-                tasks[table] = bar.add_task(table, total=total)
-            bar.update(tasks[table], completed=done, total=total)
-
-        yield update
+def _progress() -> AbstractContextManager[transfer.Progress]:
+    """A rich progress bar per table and overall: rows, MB/s, ETA."""
+    return transfer_bars(console)
 
 
 @app.command("transfer")
@@ -94,10 +79,13 @@ def transfer_command(
     wave: Annotated[
         int | None, typer.Option(help="move only this wave of the latest assessment", min=1)
     ] = None,
+    delta: Annotated[
+        bool, typer.Option("--delta", help="move only rows changed since the last sync (transfer.watermarks)")
+    ] = False,
 ) -> None:
-    """Run the transfer stage of PLAN, with progress per table."""
+    """Run the transfer stage of PLAN, with progress per table; --delta syncs changes since the last run."""
     with _user_errors(), _progress() as progress:
-        outcome = lifecycle.run_stage("transfer", load_plan(plan), progress=progress, wave=wave)
+        outcome = lifecycle.run_stage("transfer", load_plan(plan), progress=progress, wave=wave, delta=delta)
     _finish([outcome])
 
 
@@ -121,7 +109,7 @@ def status_command(
     with _user_errors():
         loaded = load_plan(plan)
         ledger = Ledger(loaded.ledger_url())
-        latest = {s: ledger.latest_report(loaded.name, s) for s in lifecycle.STAGES}
+        latest = {s: ledger.latest_report(loaded.name, s) for s in [*lifecycle.STAGES, "delta"]}
         if as_json:
             print(json.dumps({s: r.body if r else None for s, r in latest.items()}, indent=2))
             return
@@ -170,3 +158,7 @@ def _forget_state(plan: Plan) -> None:
 def main() -> None:
     """Entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()

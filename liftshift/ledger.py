@@ -42,6 +42,18 @@ chunks = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# Per table, the highest watermark value a full transfer or delta has moved (text: any type).
+watermarks = sa.Table(
+    "watermarks",
+    metadata,
+    sa.Column("plan", sa.String(200), primary_key=True),
+    sa.Column("table_name", sa.String(200), primary_key=True),
+    sa.Column("column_name", sa.String(200), nullable=False),
+    sa.Column("mark", sa.Text, nullable=True),
+    sa.Column("at_mark", sa.String(60), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 
 @dataclass(frozen=True)
 class StoredReport:
@@ -68,6 +80,15 @@ class ChunkRecord:
     source_checksum: int | None
     target_checksum: int | None
     attempts: int
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """A table's watermark column, its high-water mark, and a fingerprint of the rows at the mark."""
+
+    column: str
+    mark: str | None
+    at_mark: str | None = None
 
 
 class Ledger:
@@ -136,31 +157,51 @@ class Ledger:
 
     def save_chunk(self, plan: str, record: ChunkRecord, error: str | None = None) -> None:
         """Insert or replace a chunk's row."""
-        values = {
-            "plan": plan,
-            "table_name": record.table_name,
-            "chunk": record.chunk,
-            "low": record.low,
-            "high": record.high,
-            "state": record.state,
-            "rows": record.rows,
-            "source_checksum": _str(record.source_checksum),
-            "target_checksum": _str(record.target_checksum),
-            "attempts": record.attempts,
-            "error": error,
-            "updated_at": datetime.now(UTC),
-        }
         key = (chunks.c.plan == plan) & (chunks.c.table_name == record.table_name)
         key = key & (chunks.c.chunk == record.chunk)
         with self.engine.begin() as conn:
             conn.execute(chunks.delete().where(key))
-            conn.execute(chunks.insert().values(**values))
+            conn.execute(chunks.insert().values(**_chunk_row(plan, record, error)))
 
     def forget_chunks(self, plan: str, table_name: str) -> None:
         """Drop a table's chunk plan (its key range changed, so the plan is remade)."""
         key = (chunks.c.plan == plan) & (chunks.c.table_name == table_name)
         with self.engine.begin() as conn:
             conn.execute(chunks.delete().where(key))
+
+    def save_chunks(self, plan: str, records: list[ChunkRecord]) -> None:
+        """Record a table's whole chunk plan in one transaction (a kill never leaves half a plan)."""
+        with self.engine.begin() as conn:
+            for record in records:
+                key = (chunks.c.plan == plan) & (chunks.c.table_name == record.table_name)
+                conn.execute(chunks.delete().where(key & (chunks.c.chunk == record.chunk)))
+                conn.execute(chunks.insert().values(**_chunk_row(plan, record, None)))
+
+    def watermark(self, plan: str, table_name: str) -> Watermark | None:
+        """The watermark recorded for a table, if any."""
+        query = watermarks.select().where(watermarks.c.plan == plan, watermarks.c.table_name == table_name)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else Watermark(row["column_name"], row["mark"], row["at_mark"])
+
+    def save_watermark(self, plan: str, table_name: str, mark: Watermark) -> None:
+        """Record a table's watermark."""
+        key = (watermarks.c.plan == plan) & (watermarks.c.table_name == table_name)
+        values = {"plan": plan, "table_name": table_name, "column_name": mark.column, "mark": mark.mark,
+                  "at_mark": mark.at_mark, "updated_at": datetime.now(UTC)}  # fmt: skip
+        with self.engine.begin() as conn:
+            conn.execute(watermarks.delete().where(key))
+            conn.execute(watermarks.insert().values(**values))
+
+
+def _chunk_row(plan: str, record: ChunkRecord, error: str | None) -> dict[str, Any]:
+    """A chunk record as a row of the chunks table."""
+    return {
+        "plan": plan, "table_name": record.table_name, "chunk": record.chunk,
+        "low": record.low, "high": record.high, "state": record.state, "rows": record.rows,
+        "source_checksum": _str(record.source_checksum), "target_checksum": _str(record.target_checksum),
+        "attempts": record.attempts, "error": error, "updated_at": datetime.now(UTC),
+    }  # fmt: skip
 
 
 # Checksums are unsigned 64-bit; stored as text so every database keeps them exactly.

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from liftshift import assess, benchmark, cutover, monitor, report, transfer, validate
+from liftshift import delta as delta_sync
+from liftshift.errors import PlanError
 from liftshift.ledger import Ledger
 from liftshift.plan import Plan
 from liftshift.report import StageReport
@@ -35,11 +37,16 @@ def run_stage(
     ledger: Ledger | None = None,
     progress: transfer.Progress | None = None,
     wave: int | None = None,
+    delta: bool = False,
 ) -> StageOutcome:
-    """Run one stage and record its report in the ledger (transfer may move a single wave)."""
+    """Run one stage and record its report in the ledger (transfer may move a wave, or a delta)."""
+    if delta and wave is not None:
+        raise PlanError("a delta syncs every table of transfer.watermarks: give --delta or --wave, not both")
     ledger = ledger or Ledger(plan.ledger_url())
-    if name == "transfer":
-        result: StageReport = transfer.run(plan, ledger, progress, wave)
+    if name == "transfer" and delta:
+        result: StageReport = delta_sync.run(plan, ledger, progress)
+    elif name == "transfer":
+        result = transfer.run(plan, ledger, progress, wave)
     else:
         result = STAGES[name](plan, ledger)
     return StageOutcome(result, report.save(ledger, result, plan.state_dir()))

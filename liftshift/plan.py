@@ -57,6 +57,8 @@ class TransferSpec(_Strict):
 
     chunk_rows: int = Field(250_000, gt=0)
     max_source_connections: int = Field(2, gt=0)
+    # table -> the column whose value grows with every change to a row (e.g. updated_at)
+    watermarks: dict[str, str] = Field(default_factory=dict)
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)

@@ -2,9 +2,9 @@
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 import pyarrow as pa
 from distributed import Client, Future, as_completed
@@ -20,11 +20,16 @@ from liftshift.plan import Plan
 from liftshift.redact import redact
 from liftshift.report import GateResult, StageReport
 from liftshift.types import Canonical, Verdict, target_mapping
+from liftshift.watermarks import remember_marks
 
 MAX_ATTEMPTS = 3
 _INTEGER_KEYS = (Canonical.INT16, Canonical.INT32, Canonical.INT64)
 
-Progress = Callable[[str, int, int], None]  # table, rows done, rows in all
+
+class Progress(Protocol):
+    """Told how far a table has got: rows done, rows in all, and bytes moved so far (if known)."""
+
+    def __call__(self, table: str, done: int, total: int, nbytes: int = 0) -> None: ...
 
 
 class TableTransfer(BaseModel):
@@ -107,6 +112,8 @@ def run(
         target = open_target(plan)
         try:
             _refuse_blockers(tables, target.dialect)
+            remember_marks(plan, ledger, source, tables)
+            _announce(tables, progress)
             with dask_client() as client:
                 lines = [_copy_table(plan, ledger, source, target, client, t, progress) for t in tables]
         finally:
@@ -120,6 +127,14 @@ def run(
         tables=[t.model_copy(update={"estimated_seconds": estimates.get(t.table)}) for t in lines],
     )  # fmt: skip
     return draft.model_copy(update={"gate": gate(draft)})
+
+
+def _announce(tables: list[Table], progress: Progress | None) -> None:
+    """Give every table's estimated size up front, so an overall bar knows its total."""
+    if progress is None:
+        return
+    for t in tables:
+        progress(t.name, 0, t.row_estimate)
 
 
 def _wave_tables(ledger: Ledger, plan: Plan, number: int) -> list[str]:
@@ -179,8 +194,7 @@ def _chunk_records(plan: Plan, ledger: Ledger, source: Source, table: Table) -> 
                     None, None, None, 0)
         for i, r in enumerate(ranges)
     ]  # fmt: skip
-    for record in records:
-        ledger.save_chunk(plan.name, record)
+    ledger.save_chunks(plan.name, records)
     return records
 
 
@@ -216,14 +230,15 @@ def _copy_table(
         future = submit(record)
         in_flight[future] = record
         stream.add(future)
-    retried, failed = 0, []
+    retried, failed, done_bytes = 0, [], 0
     for future in stream:
         record = in_flight.pop(future)
-        outcome, error = _land_chunk(plan, ledger, target, table, record, future)
+        outcome, error, nbytes = _land_chunk(plan, ledger, target, table, record, future)
         if outcome.state == "done":
             done_rows += outcome.rows or 0
+            done_bytes += nbytes
             if progress:
-                progress(table.name, done_rows, max(total, done_rows))
+                progress(table.name, done_rows, max(total, done_rows), done_bytes)
         elif outcome.attempts < MAX_ATTEMPTS:
             retried += 1
             queue.insert(0, outcome)
@@ -243,8 +258,8 @@ def _copy_table(
 
 def _land_chunk(
     plan: Plan, ledger: Ledger, target: Target, table: Table, record: ChunkRecord, future: Future
-) -> tuple[ChunkRecord, str]:
-    """Write an extracted chunk, compare checksums, record the outcome in the ledger."""
+) -> tuple[ChunkRecord, str, int]:
+    """Write an extracted chunk, compare checksums, record the outcome; returns it, its error, its bytes."""
     attempt = replace(record, attempts=record.attempts + 1)
     try:
         data, source_fp = future.result()
@@ -254,7 +269,7 @@ def _land_chunk(
     except Exception as exc:  # noqa: BLE001 - the chunk fails with the engine's message
         error = redact(f"{type(exc).__name__}: {exc}")[:2000]
         ledger.save_chunk(plan.name, replace(attempt, state="failed"), error)
-        return replace(attempt, state="failed"), error
+        return replace(attempt, state="failed"), error, 0
     matched = source_fp == target_fp
     outcome = replace(
         attempt,
@@ -270,4 +285,4 @@ def _land_chunk(
         f"source {source_fp.rows} / {source_fp.checksum:016x}"
     )
     ledger.save_chunk(plan.name, outcome, error or None)
-    return outcome, error
+    return outcome, error, data.nbytes

@@ -1,6 +1,7 @@
 """The command line: user errors are one line and exit 2; gates decide the exit code."""
 
 import json
+import re
 
 import psycopg
 from typer.testing import CliRunner
@@ -47,3 +48,37 @@ def test_transfer_of_a_wave_before_any_assessment_says_to_assess_first(tmp_path)
     result = runner.invoke(app, ["transfer", str(tmp_path / "plan.yaml"), "--wave", "1"])
     assert result.exit_code == 2
     assert "run `liftshift assess` first" in " ".join(result.output.split())
+
+
+def test_transfer_shows_rows_and_throughput_per_table_and_overall_then_a_delta(pg_url, tmp_path):
+    from tests.test_delta import _CHANGES, _SOURCE, WATERMARKS
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(_SOURCE)
+    write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["items", "tags"],
+               transfer={"chunk_rows": 200, "watermarks": WATERMARKS})  # fmt: skip
+    plan = str(tmp_path / "plan.yaml")
+    result = runner.invoke(app, ["transfer", plan])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    overall = next(line for line in lines if line.startswith("all tables"))
+    assert "1,100/1,100 rows" in overall and re.search(r"\d+\.\d\d MB/s", overall), overall
+    assert any(line.startswith("items") and "1,000/1,000 rows" in line for line in lines)
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(_CHANGES)
+    delta = runner.invoke(app, ["transfer", plan, "--delta"])
+    assert delta.exit_code == 0, delta.output
+    assert "13/13 rows" in delta.output and "test-plan-delta.md" in delta.output
+    assert re.search(r"items .* 13/13 rows +\d+\.\d\d MB/s", delta.output), delta.output
+
+
+def test_delta_with_an_unknown_watermark_column_is_one_line_and_exit_2(pg_url, tmp_path):
+    from tests.test_delta import _SOURCE
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(_SOURCE)
+    write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", transfer={"watermarks": {"items": "nope"}})
+    result = runner.invoke(app, ["transfer", str(tmp_path / "plan.yaml"), "--delta"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "has no column 'nope'" in " ".join(result.output.split())

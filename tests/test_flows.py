@@ -46,3 +46,32 @@ def test_a_failed_gate_fails_the_flow_with_its_reasons(pg_url, tmp_path):
     write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", accept=DEMO_ACCEPT)
     with pytest.raises(GateFailed, match="assess gate failed: shapes.p: tid — no mapping"):
         assess(plan=str(tmp_path / "plan.yaml"))
+
+
+async def _artifact_of(key: str) -> tuple[str, object]:
+    async with get_client() as client:
+        found = await client.read_latest_artifacts()
+    return next((a.type or "", a.data) for a in found if a.key == key)
+
+
+def test_transfer_flow_keeps_a_progress_artifact_and_runs_a_delta(pg_url, tmp_path):
+    import psycopg
+
+    from flows.transfer import transfer
+    from tests.test_delta import _CHANGES, _SOURCE, WATERMARKS
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(_SOURCE)
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["items", "tags"],
+                      transfer={"chunk_rows": 200, "watermarks": WATERMARKS})  # fmt: skip
+    path = str(tmp_path / "plan.yaml")
+    assert transfer(plan=path)["rows"] == 1100
+    kind, data = asyncio.run(_artifact_of(artifact_key(plan.name, "transfer-progress")))
+    assert (kind, data) == ("progress", 100.0)
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(_CHANGES)
+    report = transfer(plan=path, delta=True)
+    assert report["stage"] == "delta" and report["tables"][0]["deleted"] == 3
+    assert asyncio.run(_artifact_of(artifact_key(plan.name, "delta-progress"))) == ("progress", 100.0)
+    assert "| items | updated_at |" in asyncio.run(_artifact(artifact_key(plan.name, "delta")))

@@ -1,6 +1,9 @@
 """BigQuery as a target, through google-cloud-bigquery: Parquet load jobs, queries, fingerprints."""
 
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -135,3 +138,56 @@ class BigQueryTarget:
         config = bigquery.QueryJobConfig(default_dataset=f"{self.project}.{self.dataset}")
         job = self.client.query(sql, job_config=config, retry=_RETRY, job_retry=None)
         return job.result(retry=_RETRY, timeout=600)
+
+    def upsert(self, table: Table, data: pa.Table, key: tuple[str, ...]) -> int:
+        """Replace the rows whose primary key is in data: load a staging table, then one transaction."""
+        if data.num_rows == 0:
+            return 0
+        with self._staged(table, data, self.schema(table)) as stage:
+            names = ", ".join(f"`{c.name}`" for c in table.columns)
+            rel = self.relation(table)
+            self._run(
+                f"BEGIN TRANSACTION; DELETE FROM {rel} AS t WHERE {_exists(stage, key)}; "
+                f"INSERT INTO {rel} ({names}) SELECT {names} FROM {stage}; COMMIT TRANSACTION;"
+            )
+        return data.num_rows
+
+    def delete_keys(self, table: Table, keys: pa.Table) -> int:
+        """Delete the rows whose key columns equal a row of keys; returns how many keys were given."""
+        if keys.num_rows == 0:
+            return 0
+        schema = [f for f in self.schema(table) if f.name in keys.column_names]
+        with self._staged(table, keys, schema) as stage:
+            where = _exists(stage, tuple(keys.column_names))
+            self._run(f"DELETE FROM {self.relation(table)} AS t WHERE {where}")
+        return keys.num_rows
+
+    def keys(self, table: Table, columns: tuple[str, ...], key_range: KeyRange | None) -> pa.Table:
+        """The key columns of the rows in a key range."""
+        names = ", ".join(f"`{c}`" for c in columns)
+        where = fp.range_predicate("bigquery", key_range)
+        return self.query(f"SELECT {names} FROM {self.relation(table)} WHERE {where}")
+
+    @contextmanager
+    def _staged(self, table: Table, data: pa.Table, schema: list[bigquery.SchemaField]) -> Iterator[str]:
+        """A scratch table holding data, dropped on the way out; yields its quoted name."""
+        stage_id = f"{self.project}.{self.dataset}._liftshift_stage_{table.name}_{uuid.uuid4().hex[:8]}"
+        config = bigquery.LoadJobConfig(
+            source_format="PARQUET", schema=schema, write_disposition="WRITE_TRUNCATE"
+        )
+        try:
+            with tempfile.TemporaryDirectory(prefix="liftshift-stage-") as tmp:
+                path = Path(tmp) / "stage.parquet"
+                pq.write_table(data, path)
+                with path.open("rb") as fh:
+                    job = self.client.load_table_from_file(fh, stage_id, job_config=config)
+                job.result(retry=_RETRY, timeout=600)
+            yield f"`{stage_id}`"
+        finally:
+            self.client.delete_table(stage_id, not_found_ok=True, retry=_RETRY)
+
+
+def _exists(stage: str, key: tuple[str, ...]) -> str:
+    """A condition on target alias t: a staged row has the same key."""
+    match = " AND ".join(f"s.`{c}` = t.`{c}`" for c in key)
+    return f"EXISTS (SELECT 1 FROM {stage} AS s WHERE {match})"

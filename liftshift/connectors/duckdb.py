@@ -88,6 +88,46 @@ class DuckDBTarget:
         relation = self.conn.sql(sql)  # None for statements that return no rows
         return relation.to_arrow_table() if relation is not None else pa.table({})
 
+    def upsert(self, table: Table, data: pa.Table, key: tuple[str, ...]) -> int:
+        """Replace the rows whose primary key is in data by data, in one transaction."""
+        # Registered outside the transaction: unregistering inside an aborted one would hide its error.
+        self.conn.register("liftshift_batch", _readable(data))
+        try:
+            self.conn.execute("BEGIN")
+            try:
+                self._delete_matching(table, "liftshift_batch", key)
+                self.conn.execute(f"INSERT INTO {self.relation(table)} SELECT * FROM liftshift_batch")
+                self.conn.execute("COMMIT")
+            except Exception:
+                self.conn.execute("ROLLBACK")
+                raise
+        finally:
+            self.conn.unregister("liftshift_batch")
+        return data.num_rows
+
+    def delete_keys(self, table: Table, keys: pa.Table) -> int:
+        """Delete the rows whose key columns equal a row of keys; returns how many went."""
+        if keys.num_rows == 0:
+            return 0
+        self.conn.register("liftshift_keys", keys)
+        try:
+            return self._delete_matching(table, "liftshift_keys", tuple(keys.column_names))
+        finally:
+            self.conn.unregister("liftshift_keys")
+
+    def keys(self, table: Table, columns: tuple[str, ...], key_range: KeyRange | None) -> pa.Table:
+        """The key columns of the rows in a key range."""
+        names = ", ".join(fp.quote("duckdb", c) for c in columns)
+        where = fp.range_predicate("duckdb", key_range)
+        return self.conn.sql(f"SELECT {names} FROM {self.relation(table)} WHERE {where}").to_arrow_table()
+
+    def _delete_matching(self, table: Table, view: str, key: tuple[str, ...]) -> int:
+        """Delete the rows whose key columns equal a row of a registered view; returns how many went."""
+        rel = self.relation(table)
+        match = " AND ".join(f"{rel}.{c} = k.{c}" for c in (fp.quote("duckdb", name) for name in key))
+        found = self.conn.execute(f"DELETE FROM {rel} USING {view} AS k WHERE {match}").fetchone()
+        return int(found[0]) if found else 0
+
 
 def _readable(data: pa.Table) -> pa.Table:
     """The batch with 256-bit decimals as text, which DuckDB cannot scan but casts on insert."""

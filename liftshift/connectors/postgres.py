@@ -13,6 +13,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from psycopg import sql as pgsql
 from psycopg.abc import Buffer
 from psycopg.adapt import Loader
 from psycopg.types.string import TextLoader
@@ -231,6 +232,43 @@ class PostgresSource:
             rows = cur.fetchall()
         return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
 
+    def max_value(self, table: Table, column: str) -> str | None:
+        """The column's largest value as PostgreSQL's text of it, or None when the table is empty."""
+        col = fp.quote("postgres", column)
+        found = self.conn.execute(f"SELECT max({col})::text FROM {self.relation(table)}").fetchone()
+        return None if found is None else found[0]
+
+    def read_since(
+        self, table: Table, column: str, mark: str | None, inclusive: bool = True,
+        key_range: KeyRange | None = None,
+    ) -> pa.Table:  # fmt: skip
+        """A key range's rows whose column is at (if inclusive) or above mark; all when mark is None."""
+        where = fp.range_predicate("postgres", key_range)
+        if mark is not None:
+            literal = pgsql.Literal(mark).as_string(self.conn)
+            op = ">=" if inclusive else ">"
+            where += f" AND {fp.quote('postgres', column)} {op} {literal}::{table.column(column).source_type}"
+        return self._copy(table, f"WHERE {where}")
+
+    def fingerprint_at(self, table: Table, column: str, mark: str) -> Fingerprint:
+        """Row count and checksum of the rows whose column equals mark."""
+        literal = pgsql.Literal(mark).as_string(self.conn)
+        where = f"{fp.quote('postgres', column)} = {literal}::{table.column(column).source_type}"
+        rows = f"(SELECT * FROM {self.relation(table)} WHERE {where}) AS at_mark"
+        query = fp.fingerprint_sql("postgres", rows, table.columns, None)
+        n, hi, lo = self.conn.execute(query).fetchone() or (0, 0, 0)
+        return fp.combine(n, hi, lo)
+
+    def keys(self, table: Table, columns: tuple[str, ...], key_range: KeyRange | None) -> pa.Table:
+        """The key columns of the rows in a key range."""
+        names = ", ".join(fp.quote("postgres", c) for c in columns)
+        where = fp.range_predicate("postgres", key_range)
+        return self.query(f"SELECT {names} FROM {self.relation(table)} WHERE {where}")
+
+    def read_keys(self, table: Table, keys: pa.Table) -> pa.Table:
+        """The rows whose key columns equal a row of keys, as read_table reads them."""
+        return self._copy(table, f"WHERE {_key_match(self.conn, table, keys, 'source')}")
+
 
 def _projection(column: Column) -> str:
     """How a column is selected: its canonical value (the cast fingerprints hash), as CSV text."""
@@ -281,3 +319,15 @@ def _convert(column: pa.ChunkedArray, arrow: pa.DataType) -> pa.ChunkedArray | p
 def _unhex(column: pa.ChunkedArray) -> pa.Array:
     """Decode hex text into bytes (bytea travels as hex in CSV)."""
     return pa.array([None if v is None else bytes.fromhex(v) for v in column.to_pylist()], pa.binary())
+
+
+def _key_match(conn: psycopg.Connection[Any], table: Table, keys: pa.Table, side: str) -> str:
+    """A condition true for rows whose key columns equal a row of keys (as unnested literal arrays)."""
+    names = ", ".join(fp.quote("postgres", c) for c in keys.column_names)
+    arrays = []
+    for name in keys.column_names:
+        column = table.column(name)
+        typ = column.source_type if side == "source" else column.target_type("postgres")
+        values = pgsql.Literal(keys.column(name).to_pylist()).as_string(conn)
+        arrays.append(f"{values}::{typ}[]")
+    return f"({names}) IN (SELECT * FROM unnest({', '.join(arrays)}))"

@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from liftshift import fingerprint as fp
 from liftshift.connectors.base import Column, Fingerprint, KeyRange, Table, TargetColumn
-from liftshift.connectors.postgres import _COLUMNS_SQL, PostgresSource
+from liftshift.connectors.postgres import _COLUMNS_SQL, PostgresSource, _key_match
 from liftshift.pgtypes import POSTGRES_HOLDERS
 from liftshift.types import Canonical, target_mapping
 
@@ -67,6 +67,33 @@ class PostgresTarget(PostgresSource):
     def expected_type(self, column: Column) -> str:
         """The mapped type: the source's own for built-in types."""
         return target_mapping(column.mapping, self.dialect).type
+
+    def upsert(self, table: Table, data: pa.Table, key: tuple[str, ...]) -> int:
+        """Replace the rows whose primary key is in data by data, in one transaction."""
+        with self.conn.transaction():
+            self.delete_keys(table, data.select(list(key)))
+            self._copy_in(table, data)
+        return data.num_rows
+
+    def delete_keys(self, table: Table, keys: pa.Table) -> int:
+        """Delete the rows whose key columns equal a row of keys; returns how many went."""
+        if keys.num_rows == 0:
+            return 0
+        where = _key_match(self.conn, table, keys, "target")
+        return self.conn.execute(f"DELETE FROM {self.relation(table)} WHERE {where}").rowcount
+
+    def _copy_in(self, table: Table, data: pa.Table) -> None:
+        """Append data to the table by COPY."""
+        names = ", ".join(fp.quote("postgres", c.name) for c in table.columns)
+        decimals = [c.canonical is Canonical.DECIMAL for c in table.columns]
+        with self.conn.cursor() as cur, cur.copy(f"COPY {self.relation(table)} ({names}) FROM STDIN") as copy:
+            for batch in data.to_batches():
+                columns = [
+                    [_plain(v) for v in col.to_pylist()] if decimal else col.to_pylist()
+                    for col, decimal in zip(batch.columns, decimals, strict=True)
+                ]
+                for row in zip(*columns, strict=True):
+                    copy.write_row(row)
 
 
 def _stored(table: Table) -> Table:

@@ -1,0 +1,156 @@
+"""Delta sync against real PostgreSQL into DuckDB and the local BigQuery endpoint."""
+
+import psycopg
+import pytest
+
+from liftshift import lifecycle
+from liftshift.errors import PlanError
+from liftshift.ledger import Ledger
+from tests.conftest import bigquery_url, new_database, write_plan
+
+# Distinct watermarks per row, so only the row holding the mark sits at it.
+_SOURCE = """
+CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, price numeric(10,2),
+                    updated_at timestamptz NOT NULL);
+INSERT INTO items SELECT g, 'item ' || g, g * 1.25, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 s'
+FROM generate_series(1, 1000) g;
+CREATE TABLE tags (item_id bigint, tag text, updated_at timestamp NOT NULL, PRIMARY KEY (item_id, tag));
+INSERT INTO tags SELECT g, t, timestamp '2024-01-01' + g * interval '1 min'
+FROM generate_series(1, 50) g, unnest(ARRAY['red', 'blue']) t;
+CREATE TABLE notes (body text);
+"""
+_CHANGES = """
+INSERT INTO items SELECT g, 'new ' || g, 1, now() FROM generate_series(1001, 1010) g;
+UPDATE items SET name = 'changed', updated_at = now() WHERE id IN (3, 400, 999);
+DELETE FROM items WHERE id IN (5, 500, 1000);
+DELETE FROM tags WHERE item_id = 7 AND tag = 'red';
+INSERT INTO tags VALUES (7, 'green', now());
+"""
+WATERMARKS = {"items": "updated_at", "tags": "updated_at"}
+
+
+def _sql(url: str, statements: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(statements)
+
+
+@pytest.fixture(params=["duckdb", "bigquery", "postgres"])
+def target_url(request):
+    if request.param == "duckdb":
+        return "duckdb:///warehouse.duckdb"
+    if request.param == "postgres":
+        return new_database(request.getfixturevalue("pg_admin_url"))
+    return bigquery_url(request.getfixturevalue("bq_endpoint"))
+
+
+def _delta(plan):
+    report = lifecycle.run_stage("transfer", plan, delta=True).report
+    assert report.gate.passed, report.gate.reasons
+    return {t.table: t for t in report.tables}  # type: ignore[attr-defined]
+
+
+def test_inserts_updates_and_deletes_arrive_and_a_quiet_delta_moves_nothing(pg_url, target_url, tmp_path):
+    _sql(pg_url, _SOURCE)
+    transfer = {"chunk_rows": 100, "watermarks": WATERMARKS}
+    plan = write_plan(tmp_path, pg_url, target_url, tables=["items", "tags"], transfer=transfer)
+    assert lifecycle.run_stage("transfer", plan).report.gate.passed
+    _sql(pg_url, _CHANGES)
+    assert not lifecycle.run_stage("validate", plan).report.gate.passed
+
+    first = _delta(plan)
+    assert (first["items"].upserted, first["items"].deleted, first["items"].late) == (13, 3, 0)
+    assert (first["tags"].upserted, first["tags"].deleted) == (1, 1)
+    assert first["items"].since == "2024-01-01 00:16:40+00"  # row 1000's, taken before the full copy
+    # 1,007 ids over 1..1010 in ranges of about 100: ids 5, 500 and 1000 fall in three of the 11.
+    assert (first["items"].ranges, first["items"].differing) == (11, 3)
+    validated = lifecycle.run_stage("validate", plan).report
+    assert validated.gate.passed, validated.gate.reasons
+
+    again = _delta(plan)
+    assert [(t.upserted, t.deleted, t.late, t.differing) for t in again.values()] == [(0, 0, 0, 0)] * 2
+    assert again["items"].since == first["items"].mark
+    ledger = Ledger(plan.ledger_url())
+    assert ledger.latest_report(plan.name, "delta").body["tables"][0]["mark"] == first["items"].mark
+    assert (tmp_path / ".liftshift" / "reports" / "test-plan-delta.md").read_text().startswith("# delta")
+
+
+def test_a_row_committed_late_at_the_mark_and_a_lost_row_are_both_caught(pg_url, tmp_path):
+    _sql(pg_url, _SOURCE)
+    transfer = {"chunk_rows": 250, "watermarks": {"items": "updated_at"}}
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["items"], transfer=transfer)
+    assert lifecycle.run_stage("transfer", plan).report.gate.passed
+    # Same watermark as the mark (row 1000's), as a transaction committing late would leave it;
+    # and a row whose watermark is older than the mark, which only the key comparison can find.
+    _sql(pg_url, "INSERT INTO items VALUES (2000, 'late', 1, '2024-01-01 00:16:40+00'), "
+                 "(3000, 'older', 1, '2023-06-01 00:00:00+00')")  # fmt: skip
+    items = _delta(plan)["items"]
+    assert (items.upserted, items.late) == (2, 1)  # rows 1000 and 2000 at the mark; 3000 by its key
+    assert lifecycle.run_stage("validate", plan).report.gate.passed
+
+
+def test_unknown_watermark_column_is_one_clear_error(pg_url, tmp_path):
+    _sql(pg_url, _SOURCE)
+    plan = write_plan(
+        tmp_path, pg_url, "duckdb:///w.duckdb", transfer={"watermarks": {"items": "changed_at"}}
+    )
+    with pytest.raises(PlanError, match="watermarks.items: table 'items' has no column 'changed_at'"):
+        lifecycle.run_stage("transfer", plan)
+    with pytest.raises(PlanError, match="has no column 'changed_at'"):
+        lifecycle.run_stage("transfer", plan, delta=True)
+
+
+def test_a_table_without_primary_key_cannot_have_a_watermark(pg_url, tmp_path):
+    _sql(pg_url, _SOURCE + "ALTER TABLE notes ADD COLUMN at date;")
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", transfer={"watermarks": {"notes": "at"}})
+    with pytest.raises(PlanError, match="table 'notes' has no primary key"):
+        lifecycle.run_stage("transfer", plan, delta=True)
+
+
+def test_delta_before_any_full_transfer_says_to_transfer_first(pg_url, tmp_path):
+    _sql(pg_url, _SOURCE)
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", transfer={"watermarks": WATERMARKS})
+    with pytest.raises(PlanError, match=r"run `liftshift transfer PLAN` without --delta first"):
+        lifecycle.run_stage("transfer", plan, delta=True)
+    assert Ledger(plan.ledger_url()).latest_report(plan.name, "delta") is None
+
+
+def test_a_table_that_fails_keeps_its_mark_and_the_others_still_sync(pg_url, tmp_path):
+    _sql(pg_url, _SOURCE)
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["items", "tags"],
+                      transfer={"watermarks": WATERMARKS})  # fmt: skip
+    assert lifecycle.run_stage("transfer", plan).report.gate.passed
+    ledger = Ledger(plan.ledger_url())
+    before = ledger.watermark(plan.name, "tags")
+    _sql(pg_url, _CHANGES)
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as conn:
+        conn.execute("DROP TABLE tags")  # the target lost a table: the engine's error, not ours
+    report = lifecycle.run_stage("transfer", plan, delta=True).report
+    assert not report.gate.passed
+    assert report.gate.reasons[0].startswith("tags: CatalogException")
+    assert {t.table: t.upserted for t in report.tables}["items"] == 13  # type: ignore[attr-defined]
+    assert ledger.watermark(plan.name, "tags") == before
+
+
+def test_delta_and_wave_together_is_refused_before_connecting(tmp_path):
+    plan = write_plan(tmp_path, "postgresql://app@127.0.0.1:1/shop", "duckdb:///w.duckdb")
+    with pytest.raises(PlanError, match="give --delta or --wave, not both"):
+        lifecycle.run_stage("transfer", plan, wave=1, delta=True)
+
+
+def test_a_watermark_named_after_the_full_transfer_upserts_every_row_once(pg_url, tmp_path):
+    _sql(pg_url, _SOURCE)
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["items"])
+    assert lifecycle.run_stage("transfer", plan).report.gate.passed
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["items"],
+                      transfer={"chunk_rows": 250, "watermarks": {"items": "updated_at"}})  # fmt: skip
+    calls = []
+    report = lifecycle.run_stage(
+        "transfer", plan, delta=True, progress=lambda t, done, total, nbytes=0: calls.append((done, total))
+    ).report
+    first = report.tables[0]  # type: ignore[attr-defined]
+    assert first.upserted == 1000 and first.since is None and "every row was upserted" in first.note
+    assert calls == [(0, 1000), (250, 1000), (500, 1000), (750, 1000), (1000, 1000)]  # a range at a time
+    assert _delta(plan)["items"].upserted == 0
+    assert lifecycle.run_stage("validate", plan).report.gate.passed

@@ -1,0 +1,98 @@
+"""A real transfer killed with SIGKILL mid-copy, Dask workers and all, then run again."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from liftshift import lifecycle
+from liftshift.demo import seed
+from liftshift.ledger import Ledger
+from tests.conftest import DEMO_ACCEPT, bigquery_url, write_plan
+
+LIFTSHIFT = str(Path(sys.executable).parent / "liftshift")
+
+
+def _chunk_states(ledger_file: Path, table: str) -> tuple[int, int]:
+    """Chunks done and chunks planned for a table, read straight from the ledger's SQLite file."""
+    if not ledger_file.exists():
+        return 0, 0
+    try:
+        with sqlite3.connect(ledger_file, timeout=30) as conn:
+            row = conn.execute(
+                "SELECT count(*), coalesce(sum(state = 'done'), 0) FROM chunks WHERE table_name = ?", (table,)
+            ).fetchone()
+    except sqlite3.OperationalError:  # the run has not created the ledger's tables yet
+        return 0, 0
+    return int(row[1]), int(row[0])
+
+
+def _wait_until_part_done(proc: subprocess.Popen[bytes], ledger_file: Path, table: str) -> tuple[int, int]:
+    """Poll the ledger until some of the table's chunks are done and some are not."""
+    while proc.poll() is None:
+        done, planned = _chunk_states(ledger_file, table)
+        if 3 <= done < planned - 3:
+            return done, planned
+        time.sleep(0.05)  # polling interval only; nothing is asserted about time
+    raise AssertionError("the transfer finished before it could be killed: give it more chunks")
+
+
+def _live_members(group: int) -> list[psutil.Process]:
+    """Processes of a process group that are still running (zombies awaiting reaping excluded)."""
+    members = []
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == group and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(proc)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return members
+
+
+@pytest.fixture(params=["duckdb", "bigquery"])
+def target_url(request):
+    if request.param == "duckdb":
+        return "duckdb:///warehouse.duckdb"
+    return bigquery_url(request.getfixturevalue("bq_endpoint"))
+
+
+def test_a_transfer_killed_with_sigkill_resumes_to_exactly_the_source(pg_url, target_url, tmp_path):
+    rows = 200_000 if target_url.startswith("duckdb") else 50_000  # the endpoint is slower per chunk
+    seed(pg_url, rows=rows)
+    transfer = {"chunk_rows": rows // 100, "max_source_connections": 1}
+    plan = write_plan(tmp_path, pg_url, target_url, accept=DEMO_ACCEPT, transfer=transfer)
+    # A cluster of its own, so the kill takes the run's Dask workers with it.
+    env = {k: v for k, v in os.environ.items() if k != "LIFTSHIFT_DASK_ADDRESS"}
+    env["LIFTSHIFT_DASK_WORKERS"] = "2"
+    command = [LIFTSHIFT, "transfer", str(tmp_path / "plan.yaml")]
+    run = subprocess.Popen(command, env=env, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    ledger_file = tmp_path / ".liftshift" / "test-plan.db"
+    try:
+        done, planned = _wait_until_part_done(run, ledger_file, "order_items")
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    assert run.returncode == -signal.SIGKILL
+    while _live_members(run.pid):  # the kill reaches every process of the group; wait for them to go
+        time.sleep(0.05)
+    assert 0 < done < planned == 100
+
+    again = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    ledger = Ledger(plan.ledger_url())
+    records = ledger.chunk_records(plan.name, "order_items")
+    assert len(records) == planned and all(r.state == "done" for r in records)
+    report = ledger.latest_report(plan.name, "transfer")
+    assert report is not None and report.passed
+    moved = {t["table"]: t for t in report.body["tables"]}
+    assert moved["order_items"]["skipped"] >= done  # resumed, not started over
+    assert moved["order_items"]["rows"] == rows
+    validated = lifecycle.run_stage("validate", plan).report
+    assert validated.gate.passed, validated.gate.reasons
