@@ -40,6 +40,8 @@ chunks = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # JSON of the chunk's exact boundaries when low/high cannot hold them (liftshift.chunking).
+    sa.Column("bounds", sa.Text, nullable=True),
 )
 
 
@@ -68,6 +70,7 @@ class ChunkRecord:
     source_checksum: int | None
     target_checksum: int | None
     attempts: int
+    bounds: str | None = None
 
 
 class Ledger:
@@ -80,6 +83,7 @@ class Ledger:
         try:
             self.engine = sa.create_engine(url)
             metadata.create_all(self.engine)
+            _add_bounds_column(self.engine)
         except (SQLAlchemyError, ImportError) as exc:
             raise ConnectError(f"cannot open the ledger at {redact(url)}: {exc}") from None
 
@@ -129,7 +133,7 @@ class Ledger:
         return [
             ChunkRecord(
                 r["table_name"], r["chunk"], r["low"], r["high"], r["state"], r["rows"],
-                _int(r["source_checksum"]), _int(r["target_checksum"]), r["attempts"],
+                _int(r["source_checksum"]), _int(r["target_checksum"]), r["attempts"], r["bounds"],
             )
             for r in rows
         ]  # fmt: skip
@@ -149,6 +153,7 @@ class Ledger:
             "attempts": record.attempts,
             "error": error,
             "updated_at": datetime.now(UTC),
+            "bounds": record.bounds,
         }
         key = (chunks.c.plan == plan) & (chunks.c.table_name == record.table_name)
         key = key & (chunks.c.chunk == record.chunk)
@@ -161,6 +166,14 @@ class Ledger:
         key = (chunks.c.plan == plan) & (chunks.c.table_name == table_name)
         with self.engine.begin() as conn:
             conn.execute(chunks.delete().where(key))
+
+
+def _add_bounds_column(engine: sa.Engine) -> None:
+    """Migrate a ledger written before chunks had JSON bounds: add the column, empty."""
+    existing = {c["name"] for c in sa.inspect(engine).get_columns("chunks")}
+    if "bounds" not in existing:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE chunks ADD COLUMN bounds TEXT"))
 
 
 # Checksums are unsigned 64-bit; stored as text so every database keeps them exactly.

@@ -3,7 +3,7 @@
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -51,6 +51,8 @@ class TransferSpec(_Strict):
 
     chunk_rows: int = Field(250_000, gt=0)
     max_source_connections: int = Field(2, gt=0)
+    # Where each chunk's checksum at extract is computed (liftshift.extract explains the choice).
+    verify: Literal["extract", "source"] = "extract"
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
