@@ -221,6 +221,8 @@ class _ChunkCopy:
         moved, retried, failed = 0, 0, []
         for future in stream:
             record = in_flight.pop(future)
+            if queue:  # the next read starts before this chunk is written: workers never wait on the target
+                start()
             outcome, error = _land_chunk(self.plan, self.ledger, self.target, self.table, record, future)
             future.release()  # the chunk's Arrow table leaves the worker's memory
             if outcome.state == "done":
@@ -229,10 +231,10 @@ class _ChunkCopy:
             elif outcome.attempts < MAX_ATTEMPTS:
                 retried += 1
                 queue.insert(0, outcome)
+                if len(in_flight) < self.plan.transfer.max_source_connections:
+                    start()
             else:
                 failed.append(f"chunk {record.chunk} {describe(from_record(self.table, record))}: {error}")
-            if queue:
-                start()
         return moved, retried, failed
 
 

@@ -191,3 +191,40 @@ def test_a_chunk_the_target_rejects_fails_with_its_message_and_a_rerun_completes
     again = transfer.run(plan, Ledger(plan.ledger_url()))
     assert again.gate.passed and (again.tables[0].moved, again.tables[0].skipped) == (2, 2)
     _assert_copied(plan, ["t"])
+
+
+def test_both_places_of_the_checksum_at_extract_record_the_same_proofs(pg_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(EDGE_TABLE)
+    proofs = []
+    for verify in ("extract", "source"):
+        folder = tmp_path / verify
+        folder.mkdir()
+        plan = write_plan(folder, pg_url, "duckdb:///w.duckdb", tables=["edge"],
+                          transfer={"chunk_rows": 2, "verify": verify})  # fmt: skip
+        assert transfer.run(plan, Ledger(plan.ledger_url())).gate.passed
+        records = Ledger(plan.ledger_url()).chunk_records(plan.name, "edge")
+        proofs.append([(r.rows, r.source_checksum) for r in records])
+    assert proofs[0] == proofs[1] and len(proofs[0]) == 3
+
+
+def test_a_ledger_from_before_json_bounds_opens_and_keeps_its_chunks(tmp_path):
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE chunks (plan VARCHAR(200), table_name VARCHAR(200), chunk INTEGER, low BIGINT, "
+            "high BIGINT, state VARCHAR(20) NOT NULL, rows BIGINT, source_checksum VARCHAR(20), "
+            "target_checksum VARCHAR(20), attempts INTEGER NOT NULL, error TEXT, "
+            "updated_at DATETIME NOT NULL, PRIMARY KEY (plan, table_name, chunk))"
+        ))  # fmt: skip
+        conn.execute(sa.text("INSERT INTO chunks VALUES ('p', 't', 0, 1, 5, 'done', 4, '7', '7', 1, NULL, "
+                             "'2026-01-01 00:00:00')"))  # fmt: skip
+    engine.dispose()
+    ledger = Ledger(url)
+    (old,) = ledger.chunk_records("p", "t")
+    assert (old.low, old.high, old.rows, old.source_checksum, old.bounds) == (1, 5, 4, 7, None)
+    ledger.save_chunk("p", replace(old, chunk=1, bounds='{"ctid": [0, 8]}'))
+    assert from_record(None, ledger.chunk_records("p", "t")[1]) == CtidRange(0, 8)  # type: ignore[arg-type]
