@@ -130,13 +130,27 @@ def _refuse_blockers(tables: list[Table], dialect: str) -> None:
 def _chunk_records(plan: Plan, ledger: Ledger, source: Source, table: Table, rows: int) -> list[ChunkRecord]:
     """The table's chunks from the ledger, or a new chunk plan recorded there."""
     records = ledger.chunk_records(plan.name, table.name)
+    if records and _resumable(table, records):
+        return records
     if records:
+        # Page ranges hold other rows in another snapshot (an update moves a row to a later page),
+        # so chunks done in an earlier run could double or lose rows: all are read again.
+        records = [replace(r, state="pending") for r in records]
+        for record in records:
+            ledger.save_chunk(plan.name, record)
         return records
     chunks = plan_table(source, table, rows, plan.transfer.chunk_rows)
     records = [to_record(table, i, chunk) for i, chunk in enumerate(chunks)]
     for record in records:
         ledger.save_chunk(plan.name, record)
     return records
+
+
+def _resumable(table: Table, records: list[ChunkRecord]) -> bool:
+    """Whether chunks done in an earlier run still hold: always for key ranges, for ctid ranges only
+    when none or all are done."""
+    states = {r.state == "done" for r in records}
+    return len(states) == 1 or not isinstance(from_record(table, records[0]), CtidRange)
 
 
 def _destination(table: Table, record: ChunkRecord, chunk: Chunk) -> tuple[Table, KeyRange | None]:

@@ -76,7 +76,9 @@ def test_every_key_shape_is_chunked_copied_exactly_and_a_rerun_never_doubles(
         for record in ledger.chunk_records(plan.name, name)[1:3]:
             ledger.save_chunk(plan.name, replace(record, state="pending"))
     again = {t.table: t for t in transfer.run(plan, ledger).tables}
-    assert (again["composite"].moved, again["keyless"].moved, again["uuids"].moved) == (2, 2, 0)
+    # A keyless table's page ranges are read again in one snapshot: rows move between pages.
+    assert (again["composite"].moved, again["uuids"].moved) == (2, 0)
+    assert again["keyless"].moved == again["keyless"].chunks
     _assert_copied(plan, ["composite", "keyless"])
     target = open_target(plan)
     (keyless,) = PostgresSource(shapes).catalog(["keyless"])
