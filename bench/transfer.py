@@ -89,7 +89,7 @@ def copy_floor(url: str) -> float:
 
 def timed_transfer(folder: Path, url: str, target: str, workers: int) -> tuple[float, float, int]:
     """Seconds to start a cluster of workers, seconds for transfer.run into target, peak RSS."""
-    label = f"{target.split(':')[0]}-{workers}"
+    label = f"{target.split(':')[0]}_{workers}"
     target = target.replace("{label}", label)
     plan_path = folder / f"{label}.yaml"
     body = {"name": f"bench-{label}", "source": {"url": url}, "target": {"url": target},

@@ -53,6 +53,7 @@ class TransferSpec(_Strict):
     max_source_connections: int = Field(2, gt=0)
     # Where each chunk's checksum at extract is computed (liftshift.extract explains the choice).
     verify: Literal["extract", "source"] = "extract"
+    dask_address: str | None = None  # a running scheduler; LIFTSHIFT_DASK_ADDRESS overrides it
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)

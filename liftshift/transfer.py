@@ -74,7 +74,7 @@ def run(
         target = open_target(plan)
         try:
             _refuse_blockers(tables, target.dialect)
-            with dask_client() as client:
+            with dask_client(plan.transfer.dask_address) as client:
                 lines = [_copy_table(plan, ledger, source, target, client, t, progress) for t in tables]
         finally:
             target.close()

@@ -230,3 +230,17 @@ def test_a_ledger_from_before_json_bounds_opens_and_keeps_its_chunks(tmp_path):
     assert (old.low, old.high, old.rows, old.source_checksum, old.bounds) == (1, 5, 4, 7, None)
     ledger.save_chunk("p", replace(old, chunk=1, bounds='{"ctid": [0, 8]}'))
     assert from_record(None, ledger.chunk_records("p", "t")[1]) == CtidRange(0, 8)  # type: ignore[arg-type]
+
+
+def test_the_plan_names_the_scheduler_chunks_run_on(pg_url, tmp_path, dask_cluster, monkeypatch):
+    from distributed import Client
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 100) g")
+    monkeypatch.delenv("LIFTSHIFT_DASK_ADDRESS")
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", transfer={"dask_address": dask_cluster})
+    with Client(dask_cluster) as client:
+        before = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
+        assert transfer.run(plan, Ledger(plan.ledger_url())).gate.passed
+        after = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
+    assert after > before
