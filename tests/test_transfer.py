@@ -18,7 +18,8 @@ from tests.conftest import bigquery_url, new_database, write_plan
 from tests.test_connectors import EDGE_TABLE, MORE_TYPES, WIDE_NUMBERS
 
 # Keys that are awkward as literals: quotes, backslashes, newlines, non-ASCII, and upper case
-# sorting before lower case (byte order, which PostgreSQL's default collation does not follow).
+# sorting before lower case (byte order). The embedded server's databases are C.UTF-8 and it has no
+# ICU, so a column collated otherwise (which key_expr's COLLATE "C" is for) cannot be built here.
 SHAPES = """
 CREATE TABLE composite (region text, day date, seq int, amount numeric(10,2), PRIMARY KEY (region, day, seq));
 INSERT INTO composite SELECT (ARRAY['a''b', 'c\\d', E'e\\nf', 'é', 'Z', 'a'])[1 + g % 6],
