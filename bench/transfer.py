@@ -1,19 +1,26 @@
 """Transfer benchmark: liftshift against the physical limit, binary COPY of the same table.
 
-Creates a table of ROWS rows (default 1,000,000; `python bench/transfer.py 5000000`) with ~10
+Creates a table of ROWS rows (default 5,000,000; `python bench/transfer.py 1000000`) with ~10
 mixed-type columns and ~5% NULLs in an embedded PostgreSQL, then measures in the same run:
-`COPY … TO STDOUT (FORMAT binary)` (the floor), and liftshift's transfer into DuckDB and into the
-local BigQuery endpoint. Prints seconds, rows/s, the ratio to the floor and peak RSS.
+`COPY … TO STDOUT (FORMAT binary)` (the floor, best of two), and liftshift's transfer into DuckDB
+with 1 and with 2 Dask workers, and into the local BigQuery endpoint (2 workers; skip it with
+`--no-bigquery`). Each transfer is timed with and without starting its Dask cluster; the ratio
+to the floor counts the whole `transfer.run` plus the cluster's start. Peak RSS is sampled over
+the process tree (this driver, the Dask scheduler, nannies and workers), leaving out PostgreSQL
+and the local BigQuery endpoint, which are the source and the target, not liftshift.
 """
 
-import resource
+import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+import psutil
 import psycopg
 import yaml
+from distributed import LocalCluster
 
 from liftshift import transfer
 from liftshift.demo import start_postgres
@@ -34,6 +41,39 @@ ALTER TABLE bench ADD PRIMARY KEY (id); ANALYZE bench;
 """
 
 
+class PeakRss:
+    """Samples the summed RSS of this process and its descendants, without source and target."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> "PeakRss":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    if proc.name().startswith(("postgres", "pg_ctl")) or "bigquery_local" in " ".join(
+                        proc.cmdline()
+                    ):
+                        continue
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.peak = max(self.peak, total)
+            time.sleep(0.1)
+
+
 def copy_floor(url: str) -> float:
     """Seconds for COPY (FORMAT binary) of the whole table to this process."""
     t0 = time.perf_counter()
@@ -47,35 +87,52 @@ def copy_floor(url: str) -> float:
     return time.perf_counter() - t0
 
 
-def timed_transfer(folder: Path, url: str, target: str) -> float:
-    """Seconds for liftshift's transfer of the table into target."""
-    plan_path = folder / f"{target.split(':')[0]}.yaml"
-    body = {"name": f"bench-{target.split(':')[0]}", "source": {"url": url},
-            "target": {"url": target}, "tables": ["bench"]}  # fmt: skip
+def timed_transfer(folder: Path, url: str, target: str, workers: int) -> tuple[float, float, int]:
+    """Seconds to start a cluster of workers, seconds for transfer.run into target, peak RSS."""
+    label = f"{target.split(':')[0]}_{workers}"
+    target = target.replace("{label}", label)
+    plan_path = folder / f"{label}.yaml"
+    body = {"name": f"bench-{label}", "source": {"url": url}, "target": {"url": target},
+            "tables": ["bench"], "transfer": {"max_source_connections": workers}}  # fmt: skip
     plan_path.write_text(yaml.safe_dump(body))
     plan = load_plan(plan_path)
-    t0 = time.perf_counter()
-    report = transfer.run(plan, Ledger(plan.ledger_url()))
-    seconds = time.perf_counter() - t0
+    if target.startswith("bigquery"):
+        from liftshift.connectors import open_target
+
+        open_target(plan).close()  # the local endpoint starts outside the timing
+    with PeakRss() as rss:
+        t0 = time.perf_counter()
+        with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster:
+            started = time.perf_counter() - t0
+            os.environ["LIFTSHIFT_DASK_ADDRESS"] = cluster.scheduler_address
+            t1 = time.perf_counter()
+            report = transfer.run(plan, Ledger(plan.ledger_url()))
+            seconds = time.perf_counter() - t1
+            os.environ.pop("LIFTSHIFT_DASK_ADDRESS")
     assert report.gate.passed, report.gate.reasons
-    return seconds
+    return started, seconds, rss.peak
 
 
-def main(rows: int) -> None:
+def main(rows: int, bigquery: bool) -> None:
     folder = Path(tempfile.mkdtemp(prefix="liftshift-bench-"))
     url = start_postgres(folder / "pg")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(TABLE.format(rows=rows))
-    floor = copy_floor(url)
-    print(f"rows: {rows:,}   floor (binary COPY): {floor:.2f} s, {rows / floor:,.0f} rows/s")
-    for target in ("duckdb:///bench.duckdb", "bigquery://bench/bench?endpoint=local"):
-        seconds = timed_transfer(folder, url, target)
-        print(f"{target.split(':')[0]:>9}: {seconds:.2f} s, {rows / seconds:,.0f} rows/s, "
-              f"{seconds / floor:.2f}x the floor")  # fmt: skip
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"peak RSS: this process {peak:.0f} MB, largest child (worker/endpoint) {workers:.0f} MB")
+    floor = min(copy_floor(url) for _ in range(2))
+    print(f"rows: {rows:,}   load average: {os.getloadavg()[0]:.2f}")
+    print(f"floor (binary COPY): {floor:.2f} s, {rows / floor:,.0f} rows/s")
+    runs = [("duckdb:///{label}.duckdb", 1), ("duckdb:///{label}.duckdb", 2)]
+    runs += [("bigquery://bench/{label}?endpoint=local", 2)] if bigquery else []
+    for target, workers in runs:
+        started, seconds, peak = timed_transfer(folder, url, target, workers)
+        whole = started + seconds
+        print(f"{target.split(':')[0]:>9} {workers} worker(s): {whole:.2f} s with cluster start "
+              f"({started:.2f} s), {seconds:.2f} s without; {rows / whole:,.0f} rows/s; "
+              f"{whole / floor:.2f}x the floor ({seconds / floor:.2f}x without start); "
+              f"peak RSS {peak / 2**20:,.0f} MB")  # fmt: skip
+        print(f"  load average now: {os.getloadavg()[0]:.2f}", flush=True)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    main(int(args[0]) if args else 5_000_000, "--no-bigquery" not in sys.argv)

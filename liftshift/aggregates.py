@@ -7,15 +7,17 @@ no approximate distinct count, and an exact one is a sort of every column.
 
 import math
 from collections.abc import Iterable
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from liftshift import fingerprint as fp
 from liftshift.connectors.base import Column, Table
+from liftshift.report import shown
 from liftshift.types import Canonical as C
 
+MAX_SUMMED_DIGITS = 28
 _SUMMED = (C.INT16, C.INT32, C.INT64, C.DECIMAL, C.FLOAT32, C.FLOAT64)
 # Floats have no min/max here: engines disagree on where NaN sorts.
 _ORDERED = (C.INT16, C.INT32, C.INT64, C.DECIMAL, C.DATE, C.TIME, C.TIMESTAMP, C.TIMESTAMPTZ, C.STRING)
@@ -50,9 +52,17 @@ def measures(column: Column) -> list[str]:
     out = ["count"]
     if column.canonical in _ORDERED:
         out += ["min", "max"]
-    if column.canonical in _SUMMED:
+    if column.canonical in _SUMMED and _sum_fits(column):
         out.append("sum")
+    if column.canonical in _FLOATS:
+        out.append("magnitude")  # the sum of absolute values: the scale of a float sum's rounding
     return out
+
+
+def _sum_fits(column: Column) -> bool:
+    """Whether a bucket's sum fits every engine's decimal: 38 digits, with 10 to spare for the rows."""
+    precision = column.mapping.precision
+    return column.canonical is not C.DECIMAL or (precision is not None and precision <= MAX_SUMMED_DIGITS)
 
 
 def select_items(dialect: str, table: Table) -> list[str]:
@@ -73,6 +83,8 @@ def inner_items(dialect: str, table: Table) -> list[str]:
 def _sql(dialect: str, column: Column, measure: str, v: str) -> str:
     if measure == "count":
         return f"COUNT({v})"
+    if measure == "magnitude":
+        return _DOUBLE_SUM[dialect].format(c=f"ABS({v})")
     if measure == "sum":
         if column.canonical is C.INT64:
             return _WIDE_SUM[dialect].format(c=v)
@@ -84,13 +96,19 @@ def _sql(dialect: str, column: Column, measure: str, v: str) -> str:
 def rollup(table: Table, rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], Any]:
     """The whole table's measures from its buckets': counts and sums add, min and max fold."""
     out: dict[tuple[str, str], Any] = {}
-    for row in rows:
-        for i, column in enumerate(table.columns):
-            for measure in measures(column):
-                value = row[f"a{i}_{measure}"]
-                key = (column.name, measure)
-                out[key] = _fold(measure, out.get(key), value)
+    ordered = sorted(rows, key=lambda r: r["b"])  # the same order of addition on both sides
+    with localcontext() as exact:
+        exact.prec = 200  # Decimal addition rounds at 28 digits by default
+        for row in ordered:
+            _fold_row(table, row, out)
     return out
+
+
+def _fold_row(table: Table, row: dict[str, Any], out: dict[tuple[str, str], Any]) -> None:
+    for i, column in enumerate(table.columns):
+        for measure in measures(column):
+            key = (column.name, measure)
+            out[key] = _fold(measure, out.get(key), row[f"a{i}_{measure}"])
 
 
 def _fold(measure: str, acc: Any, value: Any) -> Any:
@@ -98,7 +116,7 @@ def _fold(measure: str, acc: Any, value: Any) -> Any:
         return acc
     if acc is None:
         return value
-    if measure in ("count", "sum"):
+    if measure in ("count", "sum", "magnitude"):
         return acc + value
     return min(acc, value) if measure == "min" else max(acc, value)
 
@@ -106,33 +124,36 @@ def _fold(measure: str, acc: Any, value: Any) -> Any:
 def compare(
     table: Table, source: dict[tuple[str, str], Any], target: dict[tuple[str, str], Any], tolerance: float
 ) -> list[AggregateDifference]:
-    """The measures that differ; float sums within the relative tolerance count as equal."""
+    """The measures that differ; float sums count as equal within tolerance × the sum of |x|."""
     found = []
     for column in table.columns:
+        scale = max(_float(side.get((column.name, "magnitude"))) for side in (source, target))
         for measure in measures(column):
+            if measure == "magnitude":
+                continue
             ours, theirs = source.get((column.name, measure)), target.get((column.name, measure))
-            if not _same(column, ours, theirs, tolerance):
+            if not _same(column, ours, theirs, tolerance * scale):
                 found.append(
                     AggregateDifference(
                         table=table.name, column=column.name, measure=measure,
-                        source=_text(ours), target=_text(theirs),
+                        source=shown(ours), target=shown(theirs),
                     )  # fmt: skip
                 )
     return found
 
 
-def _same(column: Column, ours: Any, theirs: Any, tolerance: float) -> bool:
+def _float(value: Any) -> float:
+    return 0.0 if value is None or math.isnan(float(value)) else float(value)
+
+
+def _same(column: Column, ours: Any, theirs: Any, slack: float) -> bool:
     if ours is None or theirs is None:
         return ours is None and theirs is None
     if column.canonical in _FLOATS:
         a, b = float(ours), float(theirs)
         if math.isnan(a) or math.isnan(b):
             return math.isnan(a) and math.isnan(b)
-        return a == b or math.isclose(a, b, rel_tol=tolerance, abs_tol=0.0)
+        return a == b or abs(a - b) <= slack
     if isinstance(ours, Decimal | int) or isinstance(theirs, Decimal | int):
         return Decimal(str(ours)) == Decimal(str(theirs))
     return bool(ours == theirs)
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)

@@ -11,11 +11,13 @@ from liftshift.settings import settings
 
 
 @contextmanager
-def dask_client() -> Iterator[Client]:
-    """A client to the configured scheduler, or to a LocalCluster of one worker per core."""
+def dask_client(address: str | None = None) -> Iterator[Client]:
+    """A client to LIFTSHIFT_DASK_ADDRESS or address, else to a LocalCluster of one worker per core."""
     config = settings()
-    if config.dask_address:
-        with Client(config.dask_address) as client:
+    address = config.dask_address or address
+    # direct_to_workers: chunks' Arrow tables come straight from the worker, not via the scheduler.
+    if address:
+        with Client(address, direct_to_workers=True) as client:
             yield client
         return
     workers = config.dask_workers or os.cpu_count() or 1
@@ -27,6 +29,6 @@ def dask_client() -> Iterator[Client]:
             dashboard_address=None,
             silence_logs=logging.ERROR,
         ) as cluster,
-        Client(cluster) as client,
+        Client(cluster, direct_to_workers=True) as client,
     ):
         yield client

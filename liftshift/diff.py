@@ -7,6 +7,7 @@ canonical text, which names the differing keys and columns. Range bisection (dat
 needs an orderable key and a round trip per level; buckets need neither.
 """
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,13 +20,17 @@ from liftshift import aggregates
 from liftshift import fingerprint as fp
 from liftshift.aggregates import AggregateDifference
 from liftshift.connectors.base import Column, Fingerprint, Table
+from liftshift.report import shown
 from liftshift.types import Canonical as C
 
 MAX_DRILL_BUCKETS = 64  # buckets read row by row; beyond that the report is a sample
+DRILL_ROWS = 200_000  # rows whose key and hash are read from the differing buckets, at most
 MAX_ROWS_REPORTED = 50
+_HEX = re.compile(r"[0-9a-f]{32}")
 
 Query = Callable[[str], pa.Table]
 _INTEGERS = (C.INT16, C.INT32, C.INT64)
+PRIME_BUCKETS = 4093  # integer keys modulo a prime, so keys in steps of 8 or 2**12 still spread
 # Every engine's modulo truncates toward zero, so negative keys are lifted into 0…n-1 alike.
 _MODULO = {
     "postgres": "((({k}) % {n}) + {n}) % {n}",
@@ -105,7 +110,7 @@ def _hashed(dialect: str, relation: str, table: Table, values: list[str]) -> str
     items = [f"{fp.row_hash(dialect, table.columns)} AS h", *values]
     if len(keys) == 1 and keys[0].canonical in _INTEGERS:
         items.append(f"{fp.quote(dialect, keys[0].name)} AS k")
-        outer = [_MODULO[dialect].format(k="k", n=fp.BUCKETS) + " AS b"]
+        outer = [_MODULO[dialect].format(k="k", n=PRIME_BUCKETS) + " AS b"]
     elif keys:
         items.append(f"{fp.row_hash(dialect, keys)} AS k")
         outer = [fp.bucket_of(dialect, "k") + " AS b"]
@@ -143,67 +148,109 @@ def differing(source: Buckets, target: Buckets) -> list[int]:
     return sorted(b for b in source.keys() | target.keys() if source.get(b) != target.get(b))
 
 
-def drill_sql(dialect: str, relation: str, table: Table, buckets: list[int]) -> str:
-    """The rows of some buckets: key hash, row hash, and each column's value and canonical text."""
+def hashes_sql(dialect: str, relation: str, table: Table, buckets: list[int]) -> str:
+    """The key and row hash of every row in some buckets."""
+    inner = _hashed(dialect, relation, table, [])
+    return f"SELECT k, h FROM ({inner}) AS z WHERE b IN ({_listed(buckets)})"
+
+
+def rows_sql(dialect: str, relation: str, table: Table, buckets: list[int], keys: list[Any]) -> str:
+    """Some rows of some buckets, by key: key, hash, and each column's value and canonical text."""
     columns = [f"c{i}" for i in range(len(table.columns))] + [f"t{i}" for i in range(len(table.columns))]
     inner = _hashed(dialect, relation, table, _raw(dialect, table))
-    listed = ", ".join(str(int(b)) for b in buckets)
-    return f"SELECT k, h, {', '.join(columns)} FROM ({inner}) AS z WHERE b IN ({listed})"
+    wanted = ", ".join(_literal(k) for k in keys)
+    where = f"b IN ({_listed(buckets)}) AND k IN ({wanted})"
+    return f"SELECT k, h, {', '.join(columns)} FROM ({inner}) AS z WHERE {where}"
 
 
-def compare_rows(table: Table, source: pa.Table, target: pa.Table) -> list[RowDifference]:
-    """The differences between the rows one side and the other hold in the same buckets."""
-    src, tgt = _by_key(source), _by_key(target)
+def _listed(buckets: list[int]) -> str:
+    return ", ".join(str(int(b)) for b in buckets)
+
+
+def _literal(key: Any) -> str:
+    """A key as SQL: an integer key, or a key hash (hex digits only, so safe to inline)."""
+    if isinstance(key, int):
+        return str(key)
+    if not _HEX.fullmatch(str(key)):
+        raise ValueError(f"unexpected key hash {key!r}")
+    return f"'{key}'"
+
+
+def find_rows(table: Table, source: pa.Table, target: pa.Table) -> list[tuple[str, Any, int]]:
+    """(kind, key, copies) of the rows that differ, from each side's keys and row hashes."""
+    src, tgt = _hashes_by_key(source), _hashes_by_key(target)
     keyed = bool(key_columns(table))
-    found: list[RowDifference] = []
-    for k in sorted(src.keys() | tgt.keys()):
+    found: list[tuple[str, Any, int]] = []
+    for k in sorted(src.keys() | tgt.keys(), key=str):
         ours, theirs = src.get(k, []), tgt.get(k, [])
         if keyed and len(ours) == 1 and len(theirs) == 1:
-            if ours[0]["h"] != theirs[0]["h"]:
-                found.append(_changed(table, ours[0], theirs[0]))
+            found += [("changed", k, 1)] if ours != theirs else []
             continue
-        found += _multiset(table, ours, theirs)
+        mine, yours = Counter(ours), Counter(theirs)
+        for h in sorted(mine.keys() | yours.keys()):
+            surplus = yours[h] - mine[h]
+            if surplus:
+                kind = "extra in target" if surplus > 0 else "missing in target"
+                found.append((kind, k if keyed else h, abs(surplus)))
+        if len(found) >= MAX_ROWS_REPORTED:
+            break
     return found[:MAX_ROWS_REPORTED]
 
 
-def _by_key(rows: pa.Table) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for row in rows.to_pylist():
-        out.setdefault(str(row["k"]), []).append(row)
+def _hashes_by_key(rows: pa.Table) -> dict[Any, list[str]]:
+    out: dict[Any, list[str]] = {}
+    for k, h in zip(rows.column("k").to_pylist(), rows.column("h").to_pylist(), strict=True):
+        out.setdefault(k, []).append(h)
     return out
 
 
-def _changed(table: Table, ours: dict[str, Any], theirs: dict[str, Any]) -> RowDifference:
-    columns = [
-        ColumnDifference(column=c.name, source=_text(ours[f"c{i}"]), target=_text(theirs[f"c{i}"]))
+def describe_rows(
+    table: Table, found: list[tuple[str, Any, int]], source: pa.Table, target: pa.Table
+) -> list[RowDifference]:
+    """The differing rows with their keys and, for changed rows, each differing column both ways."""
+    src, tgt = _rows_by_key(source), _rows_by_key(target)
+    out = []
+    for kind, k, copies in found:
+        ours, theirs = src.get(k), tgt.get(k)
+        example = ours or theirs
+        if example is None:  # the row changed between the scans (the source is read live)
+            continue
+        columns = _changed_columns(table, ours, theirs) if kind == "changed" and ours and theirs else []
+        out.append(RowDifference(table=table.name, kind=kind, key=_key(table, example), columns=columns,
+                                 copies=copies))  # fmt: skip
+    return out
+
+
+def _rows_by_key(rows: pa.Table) -> dict[Any, dict[str, Any]]:
+    """Each key's row; a keyless table's rows are keyed by their hash (copies are alike)."""
+    return {row["k"]: row for row in rows.to_pylist()}
+
+
+def _changed_columns(table: Table, ours: dict[str, Any], theirs: dict[str, Any]) -> list[ColumnDifference]:
+    return [
+        ColumnDifference(column=c.name, source=shown(ours[f"c{i}"]), target=shown(theirs[f"c{i}"]))
         for i, c in enumerate(table.columns)
         if ours[f"t{i}"] != theirs[f"t{i}"]
     ]
-    return RowDifference(table=table.name, kind="changed", key=_key(table, ours), columns=columns)
-
-
-def _multiset(table: Table, ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> list[RowDifference]:
-    """Rows by their hash: those one side holds more copies of than the other."""
-    mine, yours = Counter(r["h"] for r in ours), Counter(r["h"] for r in theirs)
-    sample = {r["h"]: r for r in [*theirs, *ours]}
-    out = []
-    for h in sorted(mine.keys() | yours.keys()):
-        surplus = yours[h] - mine[h]
-        if surplus:
-            kind = "extra in target" if surplus > 0 else "missing in target"
-            key = _key(table, sample[h])
-            out.append(RowDifference(table=table.name, kind=kind, key=key, copies=abs(surplus)))
-    return out
 
 
 def _key(table: Table, row: dict[str, Any]) -> dict[str, str | None]:
     """The row's key values (every column's when the table has no key)."""
     names = {c.name for c in key_columns(table)} or {c.name for c in table.columns}
-    return {c.name: _text(row[f"c{i}"]) for i, c in enumerate(table.columns) if c.name in names}
+    return {c.name: shown(row[f"c{i}"]) for i, c in enumerate(table.columns) if c.name in names}
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+def drill_buckets(wrong: list[int], source: Buckets, target: Buckets) -> list[int]:
+    """The first differing buckets, as many as hold at most DRILL_ROWS rows (at least one)."""
+    chosen: list[int] = []
+    rows = 0
+    for b in wrong[:MAX_DRILL_BUCKETS]:
+        size = max(source.get(b, (0, 0))[0], target.get(b, (0, 0))[0])
+        if chosen and rows + size > DRILL_ROWS:
+            break
+        chosen.append(b)
+        rows += size
+    return chosen
 
 
 def diff_table(table: Table, source: Side, target: Side, tolerance: float) -> TableDiff:
@@ -220,10 +267,14 @@ def diff_table(table: Table, source: Side, target: Side, tolerance: float) -> Ta
         wrong = differing(src, tgt)
         if not wrong:
             return TableDiff(**totals, buckets=0, rows=[], complete=True)
-        drilled = wrong[:MAX_DRILL_BUCKETS]
-        rows = [pool.submit(q, drill_sql(d, r, t, drilled)) for d, r, q, t in (source, target)]
-        found = compare_rows(table, rows[0].result(), rows[1].result())
-    return TableDiff(**totals, buckets=len(wrong), rows=found, complete=len(drilled) == len(wrong))
+        drilled = drill_buckets(wrong, src, tgt)
+        hashes = [pool.submit(q, hashes_sql(d, r, t, drilled)) for d, r, q, t in (source, target)]
+        found = find_rows(table, hashes[0].result(), hashes[1].result())
+        keys = sorted({k for _, k, _ in found}, key=str)
+        detail = [pool.submit(q, rows_sql(d, r, t, drilled, keys)) for d, r, q, t in (source, target)]
+        rows = describe_rows(table, found, detail[0].result(), detail[1].result()) if keys else []
+    complete = len(drilled) == len(wrong) and len(found) < MAX_ROWS_REPORTED
+    return TableDiff(**totals, buckets=len(wrong), rows=rows, complete=complete)
 
 
 def total(buckets: Buckets) -> Fingerprint:

@@ -13,12 +13,13 @@ import pyarrow.compute as pc
 
 from liftshift import fingerprint as fp
 from liftshift.assess_report import Estimate
+from liftshift.chunking import integer_key
 from liftshift.connectors.base import KeyRange, Table, TableRef, Target
 from liftshift.connectors.postgres import PostgresSource
 from liftshift.errors import ConnectError, LiftshiftError
+from liftshift.extract import arrow_fingerprint
 from liftshift.plan import Plan
 from liftshift.redact import redact
-from liftshift.transfer import integer_key
 from liftshift.types import target_mapping
 
 T = TypeVar("T")
@@ -64,12 +65,21 @@ def _timed(work: Callable[[], T]) -> tuple[T, float]:
     return result, time.perf_counter() - t0
 
 
-def probe(source: PostgresSource, target: Target, table: Table, rows: int) -> tuple[Probe, pa.Table]:
-    """Move the first `rows` rows into a scratch table in the target, as transfer would, and time it."""
+def probe(
+    source: PostgresSource, target: Target, table: Table, rows: int, verify: str = "extract"
+) -> tuple[Probe, pa.Table]:
+    """Move the first `rows` rows into a scratch table in the target, as transfer would, and time it.
+
+    The checksum at extract is timed where transfer.verify computes it: over the Arrow sample, or
+    inside PostgreSQL.
+    """
     data, read = _timed(lambda: source.read_sample(table, rows))
     sample = f"(SELECT * FROM {source.relation(table)} LIMIT {int(rows)}) AS sample"
     sql = fp.fingerprint_sql("postgres", sample, table.columns, None)
-    _, hashed = _timed(lambda: source.conn.execute(sql).fetchone())
+    if verify == "source":
+        _, hashed = _timed(lambda: source.conn.execute(sql).fetchone())
+    else:
+        _, hashed = _timed(lambda: arrow_fingerprint(table, data))
     scratch = replace(table, ref=TableRef(table.ref.schema, scratch_name(table.name)))
     key = integer_key(table)
     key_range = KeyRange(key) if key else None
@@ -101,8 +111,9 @@ def estimate(
     plan: Plan, source: PostgresSource, target: Target, table: Table, rows: int, workers: int
 ) -> Estimate:
     """Time to transfer a table and its BigQuery cost, measured on samples of it."""
-    small, _ = probe(source, target, table, min(SMALL_PROBE_ROWS, plan.assess.sample_rows))
-    large, data = probe(source, target, table, plan.assess.sample_rows)
+    verify = plan.transfer.verify
+    small, _ = probe(source, target, table, min(SMALL_PROBE_ROWS, plan.assess.sample_rows), verify)
+    large, data = probe(source, target, table, plan.assess.sample_rows, verify)
     read = Cost.fit(small.source_seconds, small.rows, large.source_seconds, large.rows)
     write = Cost.fit(small.target_seconds, small.rows, large.target_seconds, large.rows)
     chunks = max(1, math.ceil(rows / plan.transfer.chunk_rows))

@@ -12,7 +12,9 @@ into the sum modulo 2**64.
 All three rule sets live in this one file because they must agree: change them together.
 """
 
-from liftshift.connectors.base import Column, Fingerprint, KeyRange
+from decimal import Decimal
+
+from liftshift.connectors.base import Chunk, Column, CtidRange, Fingerprint, KeyRange
 from liftshift.types import Canonical as C
 
 _TRIM_ZEROS = "REGEXP_REPLACE(REGEXP_REPLACE({t}, {q}(\\.\\d*?)0+$', {q}\\1'), {q}\\.$', '')"
@@ -121,21 +123,82 @@ def row_hash(dialect: str, columns: tuple[Column, ...]) -> str:
     return _HASH[dialect].format(row=row)
 
 
-def range_predicate(dialect: str, key_range: KeyRange | None) -> str:
-    """A WHERE condition selecting a key range ('TRUE' for the whole table)."""
+def range_predicate(dialect: str, key_range: Chunk) -> str:
+    """A WHERE condition selecting a key range or (source only) a ctid range; 'TRUE' for all."""
     if key_range is None:
         return "TRUE"
-    col = quote(dialect, key_range.column)
+    if isinstance(key_range, CtidRange):
+        return _ctid_predicate(dialect, key_range)
     conds = []
-    if key_range.low is not None:
-        conds.append(f"{col} >= {int(key_range.low)}")
-    if key_range.high is not None:
-        conds.append(f"{col} < {int(key_range.high)}")
+    if (low := key_range.bound(key_range.low)) is not None:
+        conds.append(_compare(dialect, key_range, low, ">="))
+    if (high := key_range.bound(key_range.high)) is not None:
+        conds.append(_compare(dialect, key_range, high, "<"))
     return " AND ".join(conds) or "TRUE"
 
 
+def _ctid_predicate(dialect: str, pages: CtidRange) -> str:
+    if dialect != "postgres":
+        raise ValueError("a ctid range selects rows of the PostgreSQL source only")
+    conds = [f"ctid >= '({int(pages.low)},0)'::tid"] if pages.low is not None else []
+    conds += [f"ctid < '({int(pages.high)},0)'::tid"] if pages.high is not None else []
+    return " AND ".join(conds) or "TRUE"
+
+
+def _compare(dialect: str, key_range: KeyRange, bound: tuple[object, ...], op: str) -> str:
+    """key op bound, the key compared column by column as a row value."""
+    types = key_range.types or (C.INT64,) * len(key_range.columns)
+    cols = [key_expr(dialect, name, kind) for name, kind in zip(key_range.columns, types, strict=True)]
+    vals = [literal(dialect, kind, v) for kind, v in zip(types, bound, strict=True)]
+    if len(cols) == 1:
+        return f"{cols[0]} {op} {vals[0]}"
+    if dialect == "postgres":  # a row comparison PostgreSQL can answer from the key's index
+        return f"({', '.join(cols)}) {op} ({', '.join(vals)})"
+    # BigQuery cannot order STRUCTs: spell the row comparison out, column by column.
+    strict = op.rstrip("=")
+    terms = [f"{cols[-1]} {op} {vals[-1]}"]
+    for col, val in zip(reversed(cols[:-1]), reversed(vals[:-1]), strict=True):
+        terms = [f"{col} {strict} {val} OR ({col} = {val} AND ({terms[0]}))"]
+    return f"({terms[0]})"
+
+
+def key_expr(dialect: str, name: str, kind: C) -> str:
+    """A key column as ranges compare it: text by code point, as BigQuery and DuckDB compare it."""
+    col = quote(dialect, name)
+    return f'({col}::text COLLATE "C")' if dialect == "postgres" and kind is C.STRING else col
+
+
+_LITERAL_TYPES: dict[str, dict[C, str]] = {
+    "postgres": {C.DATE: "DATE", C.TIME: "TIME", C.TIMESTAMP: "TIMESTAMP", C.TIMESTAMPTZ: "TIMESTAMPTZ",
+                 C.DECIMAL: "NUMERIC"},
+    "duckdb": {C.DATE: "DATE", C.TIME: "TIME", C.TIMESTAMP: "TIMESTAMP", C.TIMESTAMPTZ: "TIMESTAMPTZ"},
+    "bigquery": {C.DATE: "DATE", C.TIME: "TIME", C.TIMESTAMP: "DATETIME", C.TIMESTAMPTZ: "TIMESTAMP",
+                 C.DECIMAL: "BIGNUMERIC"},
+}  # fmt: skip
+_BQ_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r"}
+KEY_TYPES = (*_INTS, C.STRING, C.DECIMAL, C.DATE, C.TIME, C.TIMESTAMP, C.TIMESTAMPTZ)
+
+
+def literal(dialect: str, kind: C, value: object) -> str:
+    """A key value as a SQL literal of its canonical type in the dialect."""
+    if kind in _INTS:
+        return str(int(value))  # type: ignore[call-overload]
+    if kind not in KEY_TYPES:
+        raise ValueError(f"no range literal for {kind} keys")
+    text = str(value)
+    if kind is C.DECIMAL and dialect != "bigquery":
+        return format(Decimal(text), "f")  # a numeric literal both engines read exactly
+    if dialect == "bigquery":
+        escaped = "".join(_BQ_ESCAPES.get(ch, ch) for ch in text)
+    else:
+        escaped = text.replace("'", "''")
+    if kind is C.STRING:
+        return f"'{escaped}'"
+    return f"{_LITERAL_TYPES[dialect][kind]} '{escaped}'"
+
+
 def fingerprint_sql(
-    dialect: str, relation: str, columns: tuple[Column, ...], key_range: KeyRange | None
+    dialect: str, relation: str, columns: tuple[Column, ...], key_range: Chunk
 ) -> str:
     """A query returning (rows, hi, lo) for a range of a relation."""
     hi = _HALF[dialect].format(start=1)

@@ -38,7 +38,7 @@ def _tables(tables: Sequence[TableValidation]) -> str:
         ]
         for t in tables
     ]  # fmt: skip
-    headers = ("Table", "Verdict", "Source rows", "Target rows", "Differing buckets", "Source checksum",
+    headers = ("Table", "Rows", "Source rows", "Target rows", "Differing buckets", "Source checksum",
                "Target checksum", "Schema")  # fmt: skip
     return html_table(headers, rows, numeric=[2, 3, 4])
 

@@ -40,6 +40,8 @@ chunks = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # JSON of the chunk's exact boundaries when low/high cannot hold them (liftshift.chunking).
+    sa.Column("bounds", sa.Text, nullable=True),
 )
 
 # Per table, the highest watermark value a full transfer or delta has moved (text: any type).
@@ -80,6 +82,7 @@ class ChunkRecord:
     source_checksum: int | None
     target_checksum: int | None
     attempts: int
+    bounds: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class Ledger:
         try:
             self.engine = sa.create_engine(url)
             metadata.create_all(self.engine)
+            _add_bounds_column(self.engine)
         except (SQLAlchemyError, ImportError) as exc:
             raise ConnectError(f"cannot open the ledger at {redact(url)}: {exc}") from None
 
@@ -150,7 +154,7 @@ class Ledger:
         return [
             ChunkRecord(
                 r["table_name"], r["chunk"], r["low"], r["high"], r["state"], r["rows"],
-                _int(r["source_checksum"]), _int(r["target_checksum"]), r["attempts"],
+                _int(r["source_checksum"]), _int(r["target_checksum"]), r["attempts"], r["bounds"],
             )
             for r in rows
         ]  # fmt: skip
@@ -200,8 +204,16 @@ def _chunk_row(plan: str, record: ChunkRecord, error: str | None) -> dict[str, A
         "plan": plan, "table_name": record.table_name, "chunk": record.chunk,
         "low": record.low, "high": record.high, "state": record.state, "rows": record.rows,
         "source_checksum": _str(record.source_checksum), "target_checksum": _str(record.target_checksum),
-        "attempts": record.attempts, "error": error, "updated_at": datetime.now(UTC),
+        "attempts": record.attempts, "error": error, "updated_at": datetime.now(UTC), "bounds": record.bounds,
     }  # fmt: skip
+
+
+def _add_bounds_column(engine: sa.Engine) -> None:
+    """Migrate a ledger written before chunks had JSON bounds: add the column, empty."""
+    existing = {c["name"] for c in sa.inspect(engine).get_columns("chunks")}
+    if "bounds" not in existing:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE chunks ADD COLUMN bounds TEXT"))
 
 
 # Checksums are unsigned 64-bit; stored as text so every database keeps them exactly.

@@ -3,7 +3,7 @@
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -59,6 +59,9 @@ class TransferSpec(_Strict):
     max_source_connections: int = Field(2, gt=0)
     # table -> the column whose value grows with every change to a row (e.g. updated_at)
     watermarks: dict[str, str] = Field(default_factory=dict)
+    # Where each chunk's checksum at extract is computed (liftshift.extract explains the choice).
+    verify: Literal["extract", "source"] = "extract"
+    dask_address: str | None = None  # a running scheduler; LIFTSHIFT_DASK_ADDRESS overrides it
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)

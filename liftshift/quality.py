@@ -2,6 +2,7 @@
 
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -13,12 +14,14 @@ import pandas as pd
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from pydantic import BaseModel, ConfigDict
 
+from liftshift import fingerprint as fp
 from liftshift.connectors.base import Table
 from liftshift.errors import PlanError
 from liftshift.redact import redact
 from liftshift.suites import suite_path
 
 SEVERITIES = ("error", "warning")
+_CONTEXT_LOCK = threading.Lock()  # _quiet sets a logger's level: one thread at a time
 MAX_SAMPLE = 5
 
 
@@ -69,7 +72,7 @@ def load_suite(folder: Path, table: str) -> gx.ExpectationSuite | None:
 
 
 def _build(raw: list[dict[str, Any]], name: str = "check") -> gx.ExpectationSuite | None:
-    with _quiet("great_expectations"):
+    with _CONTEXT_LOCK, _quiet("great_expectations"):
         suite = gx.ExpectationSuite(name=name, expectations=raw)
     return suite if len(suite.expectations) == len(raw) else None
 
@@ -85,24 +88,61 @@ def _quiet(logger: str) -> Iterator[None]:
         log.setLevel(level)
 
 
-def check(
-    ctx: Any, side: str, engine: Any, table: Table, suite: gx.ExpectationSuite
-) -> list[ExpectationOutcome]:
-    """Run a table's suite on the engine (source or target) that holds it."""
-    return run_suite(side, batch(ctx, side, engine, table, suite), table, suite)
+class SideChecks:
+    """Runs suites on one side (source or target): one GX context and one datasource for all tables."""
+
+    def __init__(self, side: str, engine: Any) -> None:
+        self.side, self.engine = side, engine
+        self.ctx = context()
+        self._source: Any = None
+
+    def check(self, table: Table, suite: gx.ExpectationSuite) -> list[ExpectationOutcome]:
+        """Run a table's suite on this side."""
+        return run_suite(self.side, self._batch(table, suite), table, suite)
+
+    def _batch(self, table: Table, suite: gx.ExpectationSuite) -> Any:
+        """The whole table as a GX batch."""
+        engine = self.engine
+        if engine.dialect == "duckdb":  # GX's DuckDB datasource is broken (GX issue #11579): pandas
+            frame = engine.conn.execute(f"SELECT * FROM {engine.relation(table)}").df()
+            return pandas_batch(self._datasource(), table.name, frame, suite)
+        quoted = fp.quote("postgres", table.name) if engine.dialect == "postgres" else table.name
+        # Names are qualified by schema/dataset: the local endpoint ignores a query's default dataset.
+        schema = engine.schema if engine.dialect == "postgres" else engine.dataset
+        asset = self._datasource().add_table_asset(table.name, table_name=quoted, schema_name=schema)
+        return asset.add_batch_definition_whole_table("all").get_batch()
+
+    def _datasource(self) -> Any:
+        if self._source is None:
+            self._source = _datasource(self.ctx, self.side, self.engine)
+        return self._source
+
+
+def _datasource(ctx: Any, name: str, engine: Any) -> Any:
+    if engine.dialect == "postgres":
+        _, rest = engine.url.split("://", 1)  # postgres:// and postgresql:// alike
+        return ctx.data_sources.add_sql(name, connection_string=f"postgresql+psycopg://{rest}")
+    if engine.dialect == "bigquery":
+        return ctx.data_sources.add_bigquery(
+            name, connection_string=f"bigquery://{engine.project}/{engine.dataset}?user_supplied_client=True",
+            kwargs={"connect_args": {"client": engine.client}},
+        )  # fmt: skip
+    return ctx.data_sources.add_pandas(name)
 
 
 def run_suite(side: str, batch: Any, table: Table, suite: gx.ExpectationSuite) -> list[ExpectationOutcome]:
     """Validate one batch against a suite; one outcome per expectation."""
-    result = batch.validate(suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5})
+    result_format = {"result_format": "SUMMARY", "partial_unexpected_count": MAX_SAMPLE}
+    result = batch.validate(suite, result_format=result_format)
     return [_outcome(side, table.name, r) for r in result.results]
 
 
 def _outcome(side: str, table: str, r: Any) -> ExpectationOutcome:
     config = r.expectation_config
     found = r.result or {}
-    if r.exception_info and r.exception_info.get("raised_exception"):
-        observed = "could not run: " + redact(str(r.exception_info.get("exception_message")))[:300]
+    error = _exception(r.exception_info)
+    if error is not None:
+        observed = "could not run: " + redact(error)[:300]
     elif found.get("unexpected_count") is not None:
         observed = f"{found['unexpected_count']:,} rows unexpected"
     else:
@@ -115,41 +155,25 @@ def _outcome(side: str, table: str, r: Any) -> ExpectationOutcome:
     )  # fmt: skip
 
 
+def _exception(info: Any) -> str | None:
+    """The message of an exception GX caught, flat or (GX 1.x) nested under a metric's id."""
+    if not isinstance(info, dict):
+        return None
+    entries = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    raised = [e for e in entries if e.get("raised_exception")]
+    return str(raised[0].get("exception_message")) if raised else None
+
+
 def context() -> Any:
     """An ephemeral GX context: nothing is written to disk."""
-    with _quiet("great_expectations"):
+    with _CONTEXT_LOCK, _quiet("great_expectations"):
         ctx = gx.get_context(mode="ephemeral")
     # metric_calculations too: GX ignores 'globally' when it is the only flag (GX issue #9166)
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     return ctx
 
 
-def batch(ctx: Any, side: str, engine: Any, table: Table, suite: gx.ExpectationSuite) -> Any:
-    """The whole table as a GX batch on the engine that holds it (a source or a target)."""
-    name = f"{side}_{table.name}"
-    if engine.dialect == "postgres":
-        url = engine.url.replace("postgresql://", "postgresql+psycopg://", 1)
-        asset = ctx.data_sources.add_sql(name, connection_string=url).add_table_asset(
-            table.name, table_name=_pg_quote(table.name), schema_name=engine.schema
-        )
-    elif engine.dialect == "bigquery":
-        # Names are qualified by dataset: the local endpoint ignores a query's default dataset.
-        source = ctx.data_sources.add_bigquery(
-            name, connection_string=f"bigquery://{engine.project}/{engine.dataset}?user_supplied_client=True",
-            kwargs={"connect_args": {"client": engine.client}},
-        )  # fmt: skip
-        asset = source.add_table_asset(table.name, table_name=table.name, schema_name=engine.dataset)
-    else:  # GX's DuckDB datasource is broken (GX issue #11579); DuckDB is a development target
-        frame = engine.conn.execute(f"SELECT * FROM {engine.relation(table)}").df()
-        return pandas_batch(ctx, name, frame, suite)
-    return asset.add_batch_definition_whole_table("all").get_batch()
-
-
-def _pg_quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def pandas_batch(ctx: Any, name: str, frame: pd.DataFrame, suite: gx.ExpectationSuite) -> Any:
+def pandas_batch(source: Any, name: str, frame: pd.DataFrame, suite: gx.ExpectationSuite) -> Any:
     """A pandas batch; DATE columns compared with date bounds are given as dates.
 
     GX turns ISO text bounds into date objects, which pandas cannot compare with datetime64.
@@ -160,7 +184,7 @@ def pandas_batch(ctx: Any, name: str, frame: pd.DataFrame, suite: gx.Expectation
         is_date = any(isinstance(b, date) and not isinstance(b, datetime) for b in bounds)
         if is_date and column in frame.columns and pd.api.types.is_datetime64_any_dtype(frame[column]):
             frame[column] = frame[column].dt.date
-    asset = ctx.data_sources.add_pandas(name).add_dataframe_asset(name)
+    asset = source.add_dataframe_asset(name)
     return asset.add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": frame})
 
 

@@ -43,6 +43,17 @@ class StageReport(BaseModel):
         return None
 
 
+MAX_VALUE_CHARS = 200
+
+
+def shown(value: Any) -> str | None:
+    """A data value as a report shows it: its text, cut short (reports are not a copy of the data)."""
+    if value is None:
+        return None
+    text = str(value)
+    return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + f"… ({len(text):,} characters)"
+
+
 def save(ledger: Ledger, report: StageReport, state_dir: Path) -> Path:
     """Store a report in the ledger, as Markdown beside the plan and as HTML if it has a page.
 

@@ -1,29 +1,30 @@
-"""Transfer: copy tables in primary-key-range chunks on Dask, proving each chunk by checksum."""
+"""Transfer: copy tables in chunks on Dask, in one snapshot per table, proving each chunk by checksum."""
 
-import math
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-import pyarrow as pa
 from distributed import Client, Future, as_completed
 from pydantic import BaseModel, ConfigDict
 
+from liftshift.chunking import describe, from_record, integer_key, plan_chunks, plan_table, to_record
 from liftshift.cluster import dask_client
 from liftshift.connectors import open_source, open_target
-from liftshift.connectors.base import Fingerprint, KeyRange, Source, Table, Target
-from liftshift.connectors.postgres import PostgresSource
+from liftshift.connectors.base import Chunk, CtidRange, KeyRange, Source, Table, Target, staging
 from liftshift.errors import PlanError, UnsupportedTypeError
+from liftshift.extract import extract_chunk
 from liftshift.ledger import ChunkRecord, Ledger
 from liftshift.plan import Plan
 from liftshift.redact import redact
 from liftshift.report import GateResult, StageReport
-from liftshift.types import Canonical, Verdict, target_mapping
+from liftshift.types import Verdict, target_mapping
 from liftshift.watermarks import remember_marks
 
 MAX_ATTEMPTS = 3
-_INTEGER_KEYS = (Canonical.INT16, Canonical.INT32, Canonical.INT64)
+__all__ = ["integer_key", "plan_chunks", "run"]  # integer_key and plan_chunks: for older importers
 
 
 class Progress(Protocol):
@@ -59,39 +60,6 @@ class TransferReport(StageReport):
         return list(self.tables)
 
 
-def integer_key(table: Table) -> str | None:
-    """The table's primary key column when it is a single integer column."""
-    if len(table.primary_key) == 1 and table.column(table.primary_key[0]).canonical in _INTEGER_KEYS:
-        return table.primary_key[0]
-    return None
-
-
-def plan_chunks(
-    key: str | None, bounds: tuple[int, int] | None, rows: int, chunk_rows: int
-) -> list[KeyRange | None]:
-    """Split [min, max] of an integer key into ranges of about chunk_rows rows, open at both ends."""
-    if key is None or bounds is None:
-        return [None]
-    low, high = bounds
-    count = max(1, math.ceil(rows / chunk_rows))
-    step = max(1, math.ceil((high - low + 1) / count))
-    cuts = [low + i * step for i in range(1, count) if low + i * step <= high]
-    edges: list[int | None] = [None, *cuts, None]
-    return [KeyRange(key, a, b) for a, b in zip(edges, edges[1:], strict=False)]
-
-
-def extract_chunk(
-    url: str, schema: str, table: Table, key_range: KeyRange | None
-) -> tuple[pa.Table, Fingerprint]:
-    """Read a range and its checksum in one snapshot (runs on a Dask worker)."""
-    source = PostgresSource(url, schema)
-    try:
-        with source.snapshot():
-            return source.read_table(table, key_range), source.fingerprint(table, key_range)
-    finally:
-        source.close()
-
-
 def gate(report: TransferReport) -> GateResult:
     """Pass when every chunk of every table landed with a matching checksum."""
     reasons = [f"{t.table}: {failure}" for t in report.tables for failure in t.failed]
@@ -114,7 +82,7 @@ def run(
             _refuse_blockers(tables, target.dialect)
             remember_marks(plan, ledger, source, tables)
             _announce(tables, progress)
-            with dask_client() as client:
+            with dask_client(plan.transfer.dask_address) as client:
                 lines = [_copy_table(plan, ledger, source, target, client, t, progress) for t in tables]
         finally:
             target.close()
@@ -181,79 +149,131 @@ def _refuse_blockers(tables: list[Table], dialect: str) -> None:
         )
 
 
-def _chunk_records(plan: Plan, ledger: Ledger, source: Source, table: Table) -> list[ChunkRecord]:
+def _chunk_records(plan: Plan, ledger: Ledger, source: Source, table: Table, rows: int) -> list[ChunkRecord]:
     """The table's chunks from the ledger, or a new chunk plan recorded there."""
     records = ledger.chunk_records(plan.name, table.name)
-    if records:
+    if records and _resumable(table, records):
         return records
-    key = integer_key(table)
-    bounds = source.key_bounds(table, key) if key else None
-    ranges = plan_chunks(key, bounds, source.row_count(table), plan.transfer.chunk_rows)
-    records = [
-        ChunkRecord(table.name, i, r.low if r else None, r.high if r else None, "pending",
-                    None, None, None, 0)
-        for i, r in enumerate(ranges)
-    ]  # fmt: skip
-    ledger.save_chunks(plan.name, records)
+    if records:
+        # Page ranges hold other rows in another snapshot (an update moves a row to a later page),
+        # so chunks done in an earlier run could double or lose rows: all are read again.
+        records = [replace(r, state="pending") for r in records]
+        ledger.save_chunks(plan.name, records)
+        return records
+    chunks = plan_table(source, table, rows, plan.transfer.chunk_rows)
+    records = [to_record(table, i, chunk) for i, chunk in enumerate(chunks)]
+    ledger.save_chunks(plan.name, records)  # one transaction: a kill never leaves half a plan
     return records
 
 
-def _key_range(table: Table, record: ChunkRecord) -> KeyRange | None:
-    key = integer_key(table)
-    return None if key is None else KeyRange(key, record.low, record.high)
+def _resumable(table: Table, records: list[ChunkRecord]) -> bool:
+    """Whether chunks done in an earlier run still hold: always for key ranges, for ctid ranges only
+    when none or all are done."""
+    states = {r.state == "done" for r in records}
+    return len(states) == 1 or not isinstance(from_record(table, records[0]), CtidRange)
+
+
+def _destination(table: Table, record: ChunkRecord, chunk: Chunk) -> tuple[Table, KeyRange | None]:
+    """Where a chunk lands: its key range of the table, or (ctid chunks) a staging table of its own."""
+    if isinstance(chunk, CtidRange):
+        return staging(table, record.chunk), None
+    return table, chunk
 
 
 def _copy_table(
     plan: Plan, ledger: Ledger, source: Source, target: Target, client: Client,
     table: Table, progress: Progress | None,
 ) -> TableTransfer:  # fmt: skip
+    """Copy one table: every chunk reads the snapshot the driver exports and holds open."""
     t0 = time.perf_counter()
-    records = _chunk_records(plan, ledger, source, table)
-    target.prepare(table)
-    done_rows = sum(r.rows or 0 for r in records if r.state == "done")
-    total = max(done_rows, source.row_count(table))
-    pending = [r for r in records if r.state != "done"]
-    if progress:
-        progress(table.name, done_rows, total)
-
-    def submit(record: ChunkRecord) -> Future:
-        args = (plan.source.url, plan.source.schema_name, table, _key_range(table, record))
-        return client.submit(
-            extract_chunk, *args, pure=False, key=f"{table.name}-{record.chunk}-{record.attempts}"
+    with source.exported_snapshot() as snapshot_id:
+        rows = source.row_count(table)
+        records = _chunk_records(plan, ledger, source, table, rows)
+        target.prepare(table)
+        done_rows = sum(r.rows or 0 for r in records if r.state == "done")
+        pending = [r for r in records if r.state != "done"]
+        if progress:
+            progress(table.name, done_rows, max(done_rows, rows))
+        copy = _ChunkCopy(plan, ledger, target, client, table, snapshot_id)
+        moved_rows, retried, failed = copy.run(
+            pending, lambda n, nbytes: _tick(progress, table, done_rows, rows, n, nbytes)
         )
-
-    queue = list(pending)
-    in_flight: dict[Future, ChunkRecord] = {}
-    stream = as_completed()
-    for _ in range(min(plan.transfer.max_source_connections, len(queue))):
-        record = queue.pop(0)
-        future = submit(record)
-        in_flight[future] = record
-        stream.add(future)
-    retried, failed, done_bytes = 0, [], 0
-    for future in stream:
-        record = in_flight.pop(future)
-        outcome, error, nbytes = _land_chunk(plan, ledger, target, table, record, future)
-        if outcome.state == "done":
-            done_rows += outcome.rows or 0
-            done_bytes += nbytes
-            if progress:
-                progress(table.name, done_rows, max(total, done_rows), done_bytes)
-        elif outcome.attempts < MAX_ATTEMPTS:
-            retried += 1
-            queue.insert(0, outcome)
-        else:
-            failed.append(f"chunk {record.chunk} [{record.low}, {record.high}): {error}")
-        if queue:
-            nxt = queue.pop(0)
-            new = submit(nxt)
-            in_flight[new] = nxt
-            stream.add(new)
+    if not failed:
+        _assemble(target, table, records)
     return TableTransfer(
-        table=table.name, rows=done_rows, chunks=len(records), moved=len(pending) - len(failed),
-        skipped=len(records) - len(pending), retried=retried, failed=failed,
-        seconds=time.perf_counter() - t0,
+        table=table.name, rows=done_rows + moved_rows, chunks=len(records),
+        moved=len(pending) - len(failed), skipped=len(records) - len(pending), retried=retried,
+        failed=failed, seconds=time.perf_counter() - t0,
     )  # fmt: skip
+
+
+def _tick(progress: Progress | None, table: Table, done: int, rows: int, moved: int, nbytes: int) -> None:
+    if progress:
+        progress(table.name, done + moved, max(rows, done + moved), nbytes)
+
+
+def _assemble(target: Target, table: Table, records: list[ChunkRecord]) -> None:
+    """Assemble a keyless table from its staging tables, unless an earlier run did already."""
+    chunks = [from_record(table, r) for r in records]
+    if not chunks or not isinstance(chunks[0], CtidRange):
+        return
+    parts = [staging(table, r.chunk) for r in records]
+    # Part 0 is dropped first after assembling: while it exists, the assembly has not finished.
+    if target.columns(parts[0]):
+        target.assemble(table, parts)
+
+
+class _ChunkCopy:
+    """Chunks of one table as Dask futures, at most max_source_connections reading at once."""
+
+    def __init__(
+        self, plan: Plan, ledger: Ledger, target: Target, client: Client, table: Table, snapshot_id: str
+    ) -> None:
+        self.plan, self.ledger, self.target, self.client = plan, ledger, target, client
+        self.table, self.snapshot_id = table, snapshot_id
+
+    def submit(self, record: ChunkRecord) -> Future:
+        """Start extracting a chunk on a worker."""
+        chunk = from_record(self.table, record)
+        args = (self.plan.source.url, self.plan.source.schema_name, self.table, chunk, self.snapshot_id,
+                self.plan.transfer.verify)  # fmt: skip
+        key = f"{self.table.name}-{record.chunk}-{record.attempts}-{uuid.uuid4().hex[:8]}"
+        return self.client.submit(extract_chunk, *args, pure=False, key=key)
+
+    def run(self, pending: list[ChunkRecord], tick: Callable[[int, int], None]) -> tuple[int, int, list[str]]:
+        """Move the pending chunks; returns rows moved, retries and failures."""
+        queue = list(pending)
+        in_flight: dict[Future, ChunkRecord] = {}
+        stream = as_completed()
+
+        def start() -> None:
+            record = queue.pop(0)
+            future = self.submit(record)
+            in_flight[future] = record
+            stream.add(future)
+
+        for _ in range(min(self.plan.transfer.max_source_connections, len(queue))):
+            start()
+        moved, moved_bytes, retried, failed = 0, 0, 0, []
+        for future in stream:
+            record = in_flight.pop(future)
+            if queue:  # the next read starts before this chunk is written: workers never wait on the target
+                start()
+            landed = _land_chunk(self.plan, self.ledger, self.target, self.table, record, future)
+            outcome, error, nbytes = landed
+            future.release()  # the chunk's Arrow table leaves the worker's memory
+            if outcome.state == "done":
+                moved += outcome.rows or 0
+                moved_bytes += nbytes
+                tick(moved, moved_bytes)
+            elif outcome.attempts < MAX_ATTEMPTS:
+                retried += 1
+                queue.insert(0, outcome)
+                if len(in_flight) < self.plan.transfer.max_source_connections:
+                    start()
+            else:
+                failed.append(f"chunk {record.chunk} {describe(from_record(self.table, record))}: {error}")
+        return moved, retried, failed
 
 
 def _land_chunk(
@@ -263,9 +283,11 @@ def _land_chunk(
     attempt = replace(record, attempts=record.attempts + 1)
     try:
         data, source_fp = future.result()
-        key_range = _key_range(table, record)
-        target.write(table, data, key_range)
-        target_fp = target.fingerprint(table, key_range)
+        into, key_range = _destination(table, record, from_record(table, record))
+        if into is not table:
+            target.prepare(into)
+        target.write(into, data, key_range)
+        target_fp = target.fingerprint(into, key_range)
     except Exception as exc:  # noqa: BLE001 - the chunk fails with the engine's message
         error = redact(f"{type(exc).__name__}: {exc}")[:2000]
         ledger.save_chunk(plan.name, replace(attempt, state="failed"), error)

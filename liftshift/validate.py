@@ -11,12 +11,13 @@ from pydantic import BaseModel, ConfigDict
 from liftshift import diff, quality
 from liftshift.aggregates import AggregateDifference
 from liftshift.connectors import opened
-from liftshift.connectors.base import Fingerprint, Source, Table, Target
+from liftshift.connectors.base import Column, Fingerprint, Source, Table, Target, TargetColumn
 from liftshift.connectors.postgres_target import PostgresTarget
 from liftshift.diff import RowDifference
 from liftshift.ledger import Ledger
 from liftshift.plan import Plan
 from liftshift.quality import ExpectationOutcome
+from liftshift.redact import redact
 from liftshift.report import GateResult, StageReport
 
 
@@ -33,6 +34,7 @@ class TableValidation(BaseModel):
     source_checksum: str
     target_checksum: str
     differing_buckets: int = 0  # of 4,096 buckets by key hash
+    complete: bool = True  # every differing row was read (not only a sample of the buckets)
 
 
 class ValidateReport(StageReport):
@@ -82,11 +84,15 @@ def schema_issues(table: Table, target: Target) -> list[str]:
     issues += [f"column {n} is not in the source" for n in actual if n not in expected]
     for name in expected.keys() & actual.keys():
         want = target.expected_type(expected[name])
-        if actual[name].type.upper() != want.upper():
+        if not _same_type(target, expected[name], actual[name]):
             issues.append(f"column {name} is {actual[name].type} in the target, expected {want}")
         if actual[name].nullable != expected[name].nullable:
             issues.append(f"column {name} nullability differs")
     return sorted(issues)
+
+
+def _same_type(target: Target, column: Column, found: TargetColumn) -> bool:
+    return found.type.upper() == target.expected_type(column).upper()
 
 
 def compare_table(
@@ -96,37 +102,40 @@ def compare_table(
     issues = schema_issues(table, target)
     if "table is missing in the target" in issues:
         return _verdict(table, issues, source.fingerprint(table, None), Fingerprint(0, 0), 0), [], []
-    # A column on one side only is a schema issue already; the rows are compared on the rest.
-    present = {c.name for c in target.columns(table)}
-    shared = replace(table, columns=tuple(c for c in table.columns if c.name in present))
+    # A column missing or retyped on one side is a schema issue already; rows compare on the rest.
+    present = {c.name: c for c in target.columns(table)}
+    alike = tuple(c for c in table.columns if c.name in present and _same_type(target, c, present[c.name]))
+    shared = replace(table, columns=alike)
     stored = target.stored(shared) if isinstance(target, PostgresTarget) else shared
-    found = diff.diff_table(
-        shared,
-        (source.dialect, source.relation(shared), source.query, shared),
-        (target.dialect, target.relation(shared), target.query, stored),
-        tolerance,
-    )
-    return _verdict(table, issues, found.source, found.target, found.buckets), found.rows, found.aggregates
+    try:
+        found = diff.diff_table(
+            shared,
+            (source.dialect, source.relation(shared), source.query, shared),
+            (target.dialect, target.relation(shared), target.query, stored),
+            tolerance,
+        )
+    except Exception as exc:  # noqa: BLE001 - one table's engine error must not lose the others
+        reason = redact((str(exc).strip().splitlines() or [type(exc).__name__])[0])[:300]
+        failed = [*issues, f"could not compare the rows ({type(exc).__name__}: {reason})"]
+        return _verdict(table, failed, Fingerprint(0, 0), Fingerprint(0, 0), 0, False), [], []
+    line = _verdict(table, issues, found.source, found.target, found.buckets, found.complete)
+    return line, found.rows, found.aggregates
 
 
 def _verdict(
-    table: Table, issues: list[str], src: Fingerprint, tgt: Fingerprint, buckets: int
+    table: Table, issues: list[str], src: Fingerprint, tgt: Fingerprint, buckets: int, complete: bool = True
 ) -> TableValidation:
     return TableValidation(
         table=table.name, passed=not issues and src == tgt, schema_issues=issues,
         source_rows=src.rows, target_rows=tgt.rows,
         source_checksum=f"{src.checksum:016x}", target_checksum=f"{tgt.checksum:016x}",
-        differing_buckets=buckets,
+        differing_buckets=buckets, complete=complete,
     )  # fmt: skip
 
 
 def gate(report: ValidateReport) -> GateResult:
     """Pass when every table's schema, count and checksum agree."""
     reasons = quality.failures(report.expectations)
-    # Where rows differ they say more than the aggregates, which stay in the report; aggregates
-    # that differ over equal rows would mean the engines disagree, and fail the gate themselves.
-    equal = {t.table for t in report.tables if t.source_checksum == t.target_checksum}
-    reasons += [a.describe() for a in report.aggregates if a.table in equal]
     for t in report.tables:
         reasons += [f"{t.table}: {issue}" for issue in t.schema_issues]
         rows = [d for d in report.differences if d.table == t.table]
@@ -135,9 +144,10 @@ def gate(report: ValidateReport) -> GateResult:
             counts = f"{t.source_rows:,} rows in source, {t.target_rows:,} in target"
             reasons.append(f"{t.table}: {counts}{example}")
         elif t.source_checksum != t.target_checksum:
-            capped = t.differing_buckets > diff.MAX_DRILL_BUCKETS or len(rows) >= diff.MAX_ROWS_REPORTED
-            many = f"{'at least ' if capped else ''}{len(rows):,} rows differ"
-            differ = "1 row differs" if len(rows) == 1 and not capped else many
+            count = sum(d.copies for d in rows)
+            capped = not t.complete or len(rows) >= diff.MAX_ROWS_REPORTED
+            many = f"{'at least ' if capped else ''}{count:,} rows differ"
+            differ = "1 row differs" if count == 1 and not capped else many
             reasons.append(f"{t.table}: same row count but {differ}{example}")
     return GateResult(passed=not reasons, reasons=reasons)
 
@@ -149,12 +159,13 @@ def expectations(
     suites = {t.name: quality.load_suite(folder, t.name) for t in tables}  # every file checked first
     checked = [(t, suite) for t in tables if (suite := suites[t.name]) is not None]
 
-    def one_side(side: str, engine: Source | Target) -> list[ExpectationOutcome]:
-        ctx = quality.context()  # a context per thread: GX does not share one across threads
-        return [o for table, suite in checked for o in quality.check(ctx, side, engine, table, suite)]
+    def one_side(checks: quality.SideChecks) -> list[ExpectationOutcome]:
+        return [o for table, suite in checked for o in checks.check(table, suite)]
 
+    # A context per side, each used by one thread: GX does not share one across threads.
+    checkers = [quality.SideChecks("source", source), quality.SideChecks("target", target)]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        sides = [pool.submit(one_side, "source", source), pool.submit(one_side, "target", target)]
+        sides = [pool.submit(one_side, checks) for checks in checkers]
         return [outcome for side in sides for outcome in side.result()]
 
 

@@ -74,3 +74,18 @@ def test_an_unknown_expectation_or_severity_is_an_error_naming_the_file(tmp_path
     with pytest.raises(PlanError, match="severity 'fatal'; use error or warning"):
         quality.load_suite(plan.expectations_dir(), "Kunden")
     assert quality.load_suite(plan.expectations_dir(), "nothing") is None
+
+
+def test_an_expectation_that_cannot_run_says_why_and_postgres_urls_work(pg_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(TABLE)
+    # postgres:// is PostgreSQL's other spelling; GX's SQLAlchemy needs it rewritten too.
+    plan = write_plan(tmp_path, pg_url.replace("postgresql://", "postgres://", 1), "duckdb:///w.duckdb")
+    write_suite(plan, [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "gone"},
+                        "meta": {"severity": "warning"}}])  # fmt: skip
+    assert lifecycle.run_stage("transfer", plan).report.gate.passed
+    report = lifecycle.run_stage("validate", plan).report
+    assert report.gate.passed  # a warning, even one that cannot run
+    observed = {o.side: o.observed for o in report.expectations}  # type: ignore[attr-defined]
+    assert observed["source"].startswith("could not run: ") and "gone" in observed["source"]
+    assert observed["target"].startswith("could not run: ")

@@ -2,8 +2,8 @@
 
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -79,13 +79,54 @@ class Table:
         return pa.schema([pa.field(c.name, c.arrow_type(), c.nullable) for c in self.columns])
 
 
+# A bound of a key: one value per key column (int, or text for decimals, dates, timestamps, uuids).
+Bound = tuple[Any, ...]
+
+
 @dataclass(frozen=True)
 class KeyRange:
-    """Rows whose integer key is in [low, high); None leaves that side open."""
+    """Rows whose key is in [low, high); None leaves that side open.
 
-    column: str
+    The key is one column (bounds may then be plain values) or several, compared as a row value,
+    column by column. types gives each key column's canonical type, so bounds are written as
+    literals of that type; empty means integers.
+    """
+
+    column: str | tuple[str, ...]
+    low: Any = None
+    high: Any = None
+    types: tuple[Canonical, ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The key's columns, in key order."""
+        return (self.column,) if isinstance(self.column, str) else tuple(self.column)
+
+    def bound(self, value: Any) -> Bound | None:
+        """A bound as one value per key column."""
+        if value is None:
+            return None
+        return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+@dataclass(frozen=True)
+class CtidRange:
+    """Rows of the source in heap pages [low, high) (for tables without a primary key).
+
+    The target has no ctid, so such a chunk lands in a staging table of its own (see staging())
+    and the table is assembled from all of them at the end.
+    """
+
     low: int | None = None
     high: int | None = None
+
+
+Chunk = KeyRange | CtidRange | None  # None: the whole table
+
+
+def staging(table: Table, chunk: int) -> Table:
+    """The staging table a ctid chunk lands in before the table is assembled."""
+    return replace(table, ref=TableRef(table.ref.schema, f"{table.name}__liftshift_part_{chunk}"))
 
 
 @dataclass(frozen=True)
@@ -115,6 +156,9 @@ class Source(Protocol):
     def read(self, table: Table, key_range: KeyRange | None) -> Iterator[pa.RecordBatch]: ...
     def fingerprint(self, table: Table, key_range: KeyRange | None) -> Fingerprint: ...
     def key_bounds(self, table: Table, column: str) -> tuple[int, int] | None: ...
+    def key_cuts(self, table: Table, rows: int, chunk_rows: int) -> list[Bound]: ...
+    def pages(self, table: Table) -> int: ...
+    def exported_snapshot(self) -> AbstractContextManager[str]: ...
     def row_count(self, table: Table) -> int: ...
     def query(self, sql: str) -> pa.Table: ...
     def close(self) -> None: ...
@@ -137,6 +181,7 @@ class Target(Protocol):
     def relation(self, table: Table) -> str: ...
     def prepare(self, table: Table) -> None: ...
     def drop(self, table: Table) -> None: ...
+    def assemble(self, table: Table, parts: list[Table]) -> None: ...
     def write(self, table: Table, data: pa.Table, key_range: KeyRange | None) -> int: ...
     def fingerprint(self, table: Table, key_range: KeyRange | None) -> Fingerprint: ...
     def columns(self, table: Table) -> list[TargetColumn]: ...

@@ -91,6 +91,16 @@ class BigQueryTarget:
         """Delete the table if it exists."""
         self.client.delete_table(self.table_id(table), not_found_ok=True, retry=_RETRY)
 
+    def assemble(self, table: Table, parts: list[Table]) -> None:
+        """Replace the table by its staging tables' rows in one transaction, then delete them."""
+        # A copy job with several sources would do in BigQuery; the local endpoint copies only the first.
+        union = " UNION ALL ".join(f"SELECT * FROM {self.relation(p)}" for p in parts)
+        insert = f"INSERT INTO {self.relation(table)} {union}; " if parts else ""
+        delete = f"DELETE FROM {self.relation(table)} WHERE TRUE; "
+        self._run(f"BEGIN TRANSACTION; {delete}{insert}COMMIT TRANSACTION;")
+        for part in parts:
+            self.drop(part)
+
     def write(self, table: Table, data: pa.Table, key_range: KeyRange | None) -> int:
         """Replace a key range by data: delete the range, then one Parquet load job."""
         if key_range is not None:

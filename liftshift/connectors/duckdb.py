@@ -48,13 +48,28 @@ class DuckDBTarget:
         """Drop the table if it exists."""
         self.conn.execute(f"DROP TABLE IF EXISTS {self.relation(table)}")
 
+    def assemble(self, table: Table, parts: list[Table]) -> None:
+        """Replace the table by its staging tables' rows in one transaction, then drop them."""
+        union = " UNION ALL ".join(f"SELECT * FROM {self.relation(p)}" for p in parts)
+        self.conn.execute("BEGIN")
+        try:
+            self.conn.execute(f"DELETE FROM {self.relation(table)}")
+            if parts:
+                self.conn.execute(f"INSERT INTO {self.relation(table)} {union}")
+            for part in parts:
+                self.drop(part)
+            self.conn.execute("COMMIT")
+        except Exception:
+            self.conn.execute("ROLLBACK")
+            raise
+
     def write(self, table: Table, data: pa.Table, key_range: KeyRange | None) -> int:
         """Replace a key range with data in one transaction (a rerun never doubles rows)."""
         where = fp.range_predicate("duckdb", key_range)
         self.conn.execute("BEGIN")
         try:
             self.conn.execute(f"DELETE FROM {self.relation(table)} WHERE {where}")
-            self.conn.register("liftshift_batch", _readable(data))
+            self.conn.register("liftshift_batch", readable(data))
             self.conn.execute(f"INSERT INTO {self.relation(table)} SELECT * FROM liftshift_batch")
             self.conn.unregister("liftshift_batch")
             self.conn.execute("COMMIT")
@@ -91,7 +106,7 @@ class DuckDBTarget:
     def upsert(self, table: Table, data: pa.Table, key: tuple[str, ...]) -> int:
         """Replace the rows whose primary key is in data by data, in one transaction."""
         # Registered outside the transaction: unregistering inside an aborted one would hide its error.
-        self.conn.register("liftshift_batch", _readable(data))
+        self.conn.register("liftshift_batch", readable(data))
         try:
             self.conn.execute("BEGIN")
             try:
@@ -129,7 +144,7 @@ class DuckDBTarget:
         return int(found[0]) if found else 0
 
 
-def _readable(data: pa.Table) -> pa.Table:
+def readable(data: pa.Table) -> pa.Table:
     """The batch with 256-bit decimals as text, which DuckDB cannot scan but casts on insert."""
     for i, field in enumerate(data.schema):
         if isinstance(field.type, pa.Decimal256Type):

@@ -1,29 +1,26 @@
 """PostgreSQL as a source: catalog, Arrow reads by COPY, fingerprints pushed down as SQL."""
 
 import fnmatch
-import io
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 from psycopg import sql as pgsql
 from psycopg.abc import Buffer
 from psycopg.adapt import Loader
 from psycopg.types.string import TextLoader
 
 from liftshift import fingerprint as fp
-from liftshift.connectors.base import Column, Fingerprint, KeyRange, Table, TableRef
+from liftshift.connectors.base import Bound, Chunk, Column, Fingerprint, KeyRange, Table, TableRef
 from liftshift.errors import ConnectError, PlanError
+from liftshift.pgread import copy_arrow, projection
 from liftshift.pgtypes import BUILTIN_RANGES, PgType, map_postgres
 from liftshift.redact import redact
-from liftshift.types import Canonical
 
 # IntervalStyle: intervals travel and are hashed as ISO 8601 text, which BigQuery can CAST.
 _SESSION = (
@@ -106,6 +103,18 @@ class _IsoIntervalLoader(Loader):
         )  # fmt: skip
 
 
+_KEY_SAMPLE = 200_000  # keys sampled to place chunk boundaries in a big table
+
+
+def _plain_key(value: object) -> object:
+    """A key value as the ledger stores it: ints as ints, everything else as its ISO or plain text."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
+
+
 class PostgresSource:
     """A PostgreSQL schema liftshift reads from."""
 
@@ -180,12 +189,28 @@ class PostgresSource:
             self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield
 
-    def read(self, table: Table, key_range: KeyRange | None) -> Iterator[pa.RecordBatch]:
+    @contextmanager
+    def exported_snapshot(self) -> Iterator[str]:
+        """Hold a repeatable-read snapshot open and yield its id, for workers to read in it too."""
+        with self.conn.transaction():
+            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            row = self.conn.execute("SELECT pg_export_snapshot()").fetchone()
+            yield str(row[0]) if row else ""
+
+    @contextmanager
+    def joined_snapshot(self, snapshot_id: str) -> Iterator[None]:
+        """Run the enclosed reads in a snapshot another connection exported."""
+        with self.conn.transaction():
+            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            self.conn.execute(pgsql.SQL("SET TRANSACTION SNAPSHOT {}").format(pgsql.Literal(snapshot_id)))
+            yield
+
+    def read(self, table: Table, key_range: Chunk) -> Iterator[pa.RecordBatch]:
         """Read a key range as Arrow record batches with the table's exact schema."""
         yield from self.read_table(table, key_range).to_batches()
 
-    def read_table(self, table: Table, key_range: KeyRange | None) -> pa.Table:
-        """Read a key range into one Arrow table: CSV COPY parsed with an explicit schema."""
+    def read_table(self, table: Table, key_range: Chunk) -> pa.Table:
+        """Read a key or ctid range into one Arrow table: CSV COPY parsed with an explicit schema."""
         return self._copy(table, f"WHERE {fp.range_predicate('postgres', key_range)}")
 
     def read_sample(self, table: Table, rows: int) -> pa.Table:
@@ -193,18 +218,11 @@ class PostgresSource:
         return self._copy(table, f"LIMIT {int(rows)}")
 
     def _copy(self, table: Table, clause: str) -> pa.Table:
-        select = ", ".join(_projection(c) for c in table.columns)
+        select = ", ".join(projection(c) for c in table.columns)
         sql = f"COPY (SELECT {select} FROM {self.relation(table)} {clause}) TO STDOUT (FORMAT csv)"
-        buf = io.BytesIO()
-        with self.conn.cursor() as cur, cur.copy(sql) as copy:
-            for block in copy:
-                buf.write(block)
-        if buf.tell() == 0:
-            return table.arrow_schema().empty_table()
-        buf.seek(0)
-        return _parse_csv(buf, table)
+        return copy_arrow(self.conn, sql, table)
 
-    def fingerprint(self, table: Table, key_range: KeyRange | None) -> Fingerprint:
+    def fingerprint(self, table: Table, key_range: Chunk) -> Fingerprint:
         """Row count and checksum of a key range, computed inside PostgreSQL."""
         sql = fp.fingerprint_sql("postgres", self.relation(table), table.columns, key_range)
         n, hi, lo = self.conn.execute(sql).fetchone() or (0, 0, 0)
@@ -216,6 +234,29 @@ class PostgresSource:
         row = self.conn.execute(f"SELECT min({col}), max({col}) FROM {self.relation(table)}")
         low, high = row.fetchone() or (None, None)
         return None if low is None or high is None else (int(low), int(high))
+
+    def key_cuts(self, table: Table, rows: int, chunk_rows: int) -> list[Bound]:
+        """Keys that cut the table into chunks of about chunk_rows rows, in key order.
+
+        The keys are sorted as ranges compare them (liftshift.fingerprint.key_expr); big tables
+        are sampled, so chunks are about, not exactly, chunk_rows rows.
+        """
+        kinds = [table.column(k).canonical for k in table.primary_key]
+        pairs = zip(table.primary_key, kinds, strict=True)
+        keys = ", ".join(fp.key_expr("postgres", k, kind) for k, kind in pairs)
+        share = min(1.0, _KEY_SAMPLE / max(rows, 1))
+        sample = f"TABLESAMPLE BERNOULLI ({share * 100:.6f}) REPEATABLE (0)" if share < 1 else ""
+        step = max(1, round(chunk_rows * share))
+        sql = (f"SELECT * FROM (SELECT {keys}, row_number() OVER (ORDER BY {keys}) AS n "
+               f"FROM {self.relation(table)} {sample}) s WHERE n % {step} = 0 ORDER BY n")  # fmt: skip
+        cuts = [tuple(_plain_key(v) for v in row[:-1]) for row in self.conn.execute(sql).fetchall()]
+        return [c for i, c in enumerate(cuts) if i == 0 or c != cuts[i - 1]]
+
+    def pages(self, table: Table) -> int:
+        """The table's size in heap pages, which ctid ranges split."""
+        sql = "SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int"
+        row = self.conn.execute(sql, (self.relation(table),)).fetchone()
+        return int(row[0]) if row else 0
 
     def row_count(self, table: Table) -> int:
         """The exact number of rows."""
@@ -269,56 +310,6 @@ class PostgresSource:
         """The rows whose key columns equal a row of keys, as read_table reads them."""
         return self._copy(table, f"WHERE {_key_match(self.conn, table, keys, 'source')}")
 
-
-def _projection(column: Column) -> str:
-    """How a column is selected: its canonical value (the cast fingerprints hash), as CSV text."""
-    value = fp.canonical_value("postgres", column)
-    if column.canonical is Canonical.BYTES:
-        return f"encode({value}, 'hex')"
-    if column.canonical is Canonical.JSON:
-        return f"{value}::jsonb::text"  # jsonb's key order and spacing: the text that is hashed
-    return value
-
-
-def _read_type(arrow: pa.DataType) -> pa.DataType:
-    """The type the CSV reader parses a column as: it has no bytes from hex and no decimal256."""
-    return pa.string() if arrow == pa.binary() or isinstance(arrow, pa.Decimal256Type) else arrow
-
-
-def _parse_csv(buf: io.BytesIO, table: Table) -> pa.Table:
-    """Parse COPY's CSV with the table's schema; bytes and wide decimals are converted after."""
-    schema = table.arrow_schema()
-    read_types = {f.name: _read_type(f.type) for f in schema}
-    parsed = pacsv.read_csv(
-        buf,
-        read_options=pacsv.ReadOptions(column_names=schema.names, block_size=1 << 24),
-        convert_options=pacsv.ConvertOptions(
-            column_types=read_types,
-            true_values=["t"],
-            false_values=["f"],
-            # COPY writes NULL as an unquoted empty field and '' as a quoted one; the default
-            # null spellings would also turn the float 'NaN' into NULL.
-            null_values=[""],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-        ),
-    )
-    columns = [_convert(parsed.column(f.name), f.type) for f in schema]
-    return pa.Table.from_arrays(columns, schema=schema)
-
-
-def _convert(column: pa.ChunkedArray, arrow: pa.DataType) -> pa.ChunkedArray | pa.Array:
-    """A parsed column in its schema type."""
-    if arrow == pa.binary():
-        return _unhex(column)
-    if isinstance(arrow, pa.Decimal256Type):
-        return pc.cast(column, arrow)
-    return column
-
-
-def _unhex(column: pa.ChunkedArray) -> pa.Array:
-    """Decode hex text into bytes (bytea travels as hex in CSV)."""
-    return pa.array([None if v is None else bytes.fromhex(v) for v in column.to_pylist()], pa.binary())
 
 
 def _key_match(conn: psycopg.Connection[Any], table: Table, keys: pa.Table, side: str) -> str:

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pyarrow as pa
 
 from liftshift import fingerprint as fp
-from liftshift.connectors.base import Column, Fingerprint, KeyRange, Table, TargetColumn
+from liftshift.connectors.base import Chunk, Column, Fingerprint, KeyRange, Table, TargetColumn
 from liftshift.connectors.postgres import _COLUMNS_SQL, PostgresSource, _key_match
 from liftshift.pgtypes import POSTGRES_HOLDERS
 from liftshift.types import Canonical, target_mapping
@@ -27,6 +27,16 @@ class PostgresTarget(PostgresSource):
         """Drop the table if it exists."""
         self.conn.execute(f"DROP TABLE IF EXISTS {self.relation(table)}")
 
+    def assemble(self, table: Table, parts: list[Table]) -> None:
+        """Replace the table by its staging tables' rows in one transaction, then drop them."""
+        union = " UNION ALL ".join(f"SELECT * FROM {self.relation(p)}" for p in parts)
+        with self.conn.transaction():
+            self.conn.execute(f"DELETE FROM {self.relation(table)}")
+            if parts:
+                self.conn.execute(f"INSERT INTO {self.relation(table)} {union}")
+            for part in parts:
+                self.drop(part)
+
     def write(self, table: Table, data: pa.Table, key_range: KeyRange | None) -> int:
         """Replace a key range with data in one transaction."""
         names = ", ".join(fp.quote("postgres", c.name) for c in table.columns)
@@ -44,11 +54,11 @@ class PostgresTarget(PostgresSource):
                         copy.write_row(row)
         return data.num_rows
 
-    def fingerprint(self, table: Table, key_range: KeyRange | None) -> Fingerprint:
+    def fingerprint(self, table: Table, key_range: Chunk) -> Fingerprint:
         """Row count and checksum of a key range, over the values as this target stores them."""
         return super().fingerprint(self.stored(table), key_range)
 
-    def read_table(self, table: Table, key_range: KeyRange | None) -> pa.Table:
+    def read_table(self, table: Table, key_range: Chunk) -> pa.Table:
         """Read a key range as the source would, over the values as this target stores them."""
         return super().read_table(self.stored(table), key_range)
 

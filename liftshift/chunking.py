@@ -1,0 +1,105 @@
+"""Chunk planning for every key shape, and chunks' exact boundaries in the ledger.
+
+- a single integer primary key: ranges of equal width between its min and max;
+- any other primary key whose columns can be compared as literals (text, uuid, decimal, dates,
+  timestamps; composite keys as row values): keyset ranges between keys sampled in key order;
+- no primary key (or one that cannot be compared): ctid page ranges of the source, each landing
+  in a staging table of its own (liftshift.connectors.base.staging).
+
+Boundaries are stored in the ledger, so a rerun reads exactly the same chunks.
+"""
+
+import json
+import math
+
+from liftshift import fingerprint as fp
+from liftshift.connectors.base import Chunk, CtidRange, KeyRange, Source, Table
+from liftshift.ledger import ChunkRecord
+from liftshift.types import Canonical
+
+_INTEGER_KEYS = (Canonical.INT16, Canonical.INT32, Canonical.INT64)
+
+
+def integer_key(table: Table) -> str | None:
+    """The table's primary key column when it is a single integer column."""
+    if len(table.primary_key) == 1 and table.column(table.primary_key[0]).canonical in _INTEGER_KEYS:
+        return table.primary_key[0]
+    return None
+
+
+def key_types(table: Table) -> tuple[Canonical, ...] | None:
+    """The canonical types of the primary key, when ranges over it can be written in every dialect."""
+    if not table.primary_key:
+        return None
+    columns = [table.column(k) for k in table.primary_key]
+    # A cast key (other than to text) is compared as stored, which its canonical literal may not match.
+    if any(c.canonical not in fp.KEY_TYPES or (c.mapping.cast and c.canonical is not Canonical.STRING)
+           for c in columns):  # fmt: skip
+        return None
+    return tuple(c.canonical for c in columns)
+
+
+def plan_chunks(
+    key: str | None, bounds: tuple[int, int] | None, rows: int, chunk_rows: int
+) -> list[KeyRange | None]:
+    """Split [min, max] of an integer key into ranges of about chunk_rows rows, open at both ends."""
+    if key is None or bounds is None:
+        return [None]
+    low, high = bounds
+    count = max(1, math.ceil(rows / chunk_rows))
+    step = max(1, math.ceil((high - low + 1) / count))
+    cuts = [low + i * step for i in range(1, count) if low + i * step <= high]
+    edges: list[int | None] = [None, *cuts, None]
+    return [KeyRange(key, a, b) for a, b in zip(edges, edges[1:], strict=False)]
+
+
+def plan_table(source: Source, table: Table, rows: int, chunk_rows: int) -> list[Chunk]:
+    """The table's chunks: integer ranges, keyset ranges, or ctid page ranges."""
+    key = integer_key(table)
+    if key is not None:
+        return list(plan_chunks(key, source.key_bounds(table, key), rows, chunk_rows))
+    types = key_types(table)
+    if types is not None:
+        cuts = [tuple(c) for c in source.key_cuts(table, rows, chunk_rows)]
+        edges: list[tuple[object, ...] | None] = [None, *cuts, None]
+        return [KeyRange(table.primary_key, a, b, types) for a, b in zip(edges, edges[1:], strict=False)]
+    pages = source.pages(table)
+    count = max(1, math.ceil(rows / chunk_rows))
+    step = max(1, math.ceil(pages / count))
+    page_cuts = list(range(step, pages, step))
+    page_edges: list[int | None] = [None, *page_cuts, None]
+    return [CtidRange(a, b) for a, b in zip(page_edges, page_edges[1:], strict=False)]
+
+
+def to_record(table: Table, number: int, chunk: Chunk) -> ChunkRecord:
+    """A new pending ledger row for a chunk: integer bounds in low/high, others as JSON."""
+    if isinstance(chunk, CtidRange):
+        bounds = json.dumps({"ctid": [chunk.low, chunk.high]})
+        return ChunkRecord(table.name, number, None, None, "pending", None, None, None, 0, bounds)
+    if chunk is None or integer_key(table):
+        low, high = (chunk.low, chunk.high) if chunk else (None, None)
+        return ChunkRecord(table.name, number, low, high, "pending", None, None, None, 0)
+    low, high = chunk.bound(chunk.low), chunk.bound(chunk.high)
+    bounds = json.dumps({"key": list(chunk.columns), "low": low, "high": high})
+    return ChunkRecord(table.name, number, None, None, "pending", None, None, None, 0, bounds)
+
+
+def from_record(table: Table, record: ChunkRecord) -> Chunk:
+    """The chunk a ledger row describes."""
+    if record.bounds:
+        stored = json.loads(record.bounds)
+        if "ctid" in stored:
+            return CtidRange(*stored["ctid"])
+        low, high = (None if b is None else tuple(b) for b in (stored["low"], stored["high"]))
+        return KeyRange(tuple(stored["key"]), low, high, key_types(table) or ())
+    key = integer_key(table)
+    return None if key is None else KeyRange(key, record.low, record.high)
+
+
+def describe(chunk: Chunk) -> str:
+    """A chunk's boundaries for messages."""
+    if chunk is None:
+        return "whole table"
+    if isinstance(chunk, CtidRange):
+        return f"pages [{chunk.low}, {chunk.high})"
+    return f"[{chunk.low}, {chunk.high})"

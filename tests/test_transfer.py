@@ -1,0 +1,247 @@
+"""Transfer on a real Dask cluster: every key shape, one snapshot, idempotent reruns, faults."""
+
+import threading
+import time
+from dataclasses import replace
+
+import psycopg
+import pytest
+
+from liftshift import transfer
+from liftshift.chunking import from_record, plan_table, to_record
+from liftshift.connectors import open_target
+from liftshift.connectors.base import CtidRange, KeyRange, staging
+from liftshift.connectors.postgres import PostgresSource
+from liftshift.extract import arrow_fingerprint
+from liftshift.ledger import Ledger
+from tests.conftest import bigquery_url, new_database, write_plan
+from tests.test_connectors import EDGE_TABLE, MORE_TYPES, WIDE_NUMBERS
+
+# Keys that are awkward as literals: quotes, backslashes, newlines, non-ASCII, and upper case
+# sorting before lower case (byte order). The embedded server's databases are C.UTF-8 and it has no
+# ICU, so a column collated otherwise (which key_expr's COLLATE "C" is for) cannot be built here.
+SHAPES = """
+CREATE TABLE composite (region text, day date, seq int, amount numeric(10,2), PRIMARY KEY (region, day, seq));
+INSERT INTO composite SELECT (ARRAY['a''b', 'c\\d', E'e\\nf', 'é', 'Z', 'a'])[1 + g % 6],
+  date '2024-01-01' + g % 5, g, g * 0.5 FROM generate_series(1, 600) g;
+CREATE TABLE uuids (u uuid PRIMARY KEY, ts timestamptz, note text);
+INSERT INTO uuids SELECT md5(g::text)::uuid,
+  timestamptz '2024-01-01 00:00:00.000001+00' + g * interval '1 us', 'n' || g FROM generate_series(1, 500) g;
+CREATE TABLE stamps (at timestamp PRIMARY KEY, v float8);
+INSERT INTO stamps SELECT timestamp '2000-01-01 00:00:00.000001' + g * interval '1.5 s', g / 7.0
+  FROM generate_series(1, 500) g;
+CREATE TABLE keyless (a int, b text);
+INSERT INTO keyless SELECT g % 50, repeat('x', g % 300) FROM generate_series(1, 3000) g;
+"""
+
+
+def _target_url(kind: str, tmp_path, bq_endpoint, pg_admin_url) -> str:
+    if kind == "duckdb":
+        return "duckdb:///warehouse.duckdb"
+    return bigquery_url(bq_endpoint) if kind == "bigquery" else new_database(pg_admin_url)
+
+
+@pytest.fixture
+def shapes(pg_url):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(SHAPES)
+    return pg_url
+
+
+def _assert_copied(plan, tables):
+    source = PostgresSource(plan.source.url)
+    target = open_target(plan)
+    try:
+        for table in source.catalog(tables):
+            assert target.fingerprint(table, None) == source.fingerprint(table, None), table.name
+    finally:
+        source.close()
+        target.close()
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgres", "bigquery"])
+def test_every_key_shape_is_chunked_copied_exactly_and_a_rerun_never_doubles(
+    shapes, kind, tmp_path, bq_endpoint, pg_admin_url
+):
+    url = _target_url(kind, tmp_path, bq_endpoint, pg_admin_url)
+    plan = write_plan(tmp_path, shapes, url, transfer={"chunk_rows": 150},
+                      tables=["composite", "uuids", "stamps", "keyless"])  # fmt: skip
+    report = transfer.run(plan, Ledger(plan.ledger_url()))
+    assert report.gate.passed, report.gate.reasons
+    chunks = {t.table: t.chunks for t in report.tables}
+    assert all(n >= 3 for n in chunks.values()), chunks
+    _assert_copied(plan, ["composite", "uuids", "stamps", "keyless"])
+
+    ledger = Ledger(plan.ledger_url())
+    for name in ("composite", "keyless"):  # redo two chunks of each, as if they had not landed
+        for record in ledger.chunk_records(plan.name, name)[1:3]:
+            ledger.save_chunk(plan.name, replace(record, state="pending"))
+    again = {t.table: t for t in transfer.run(plan, ledger).tables}
+    # A keyless table's page ranges are read again in one snapshot: rows move between pages.
+    assert (again["composite"].moved, again["uuids"].moved) == (2, 0)
+    assert again["keyless"].moved == again["keyless"].chunks
+    _assert_copied(plan, ["composite", "keyless"])
+    target = open_target(plan)
+    (keyless,) = PostgresSource(shapes).catalog(["keyless"])
+    assert target.columns(staging(keyless, 0)) == []  # staging tables are gone after assembly
+    target.close()
+
+
+def test_chunk_boundaries_survive_the_ledger_and_cover_the_table(shapes):
+    source = PostgresSource(shapes)
+    for table in source.catalog(["composite", "uuids", "stamps", "keyless"]):
+        chunks = plan_table(source, table, source.row_count(table), 100)
+        assert len(chunks) >= 3
+        restored = [from_record(table, to_record(table, i, c)) for i, c in enumerate(chunks)]
+        assert restored == chunks
+        expected = CtidRange if table.name == "keyless" else KeyRange
+        assert all(isinstance(c, expected) for c in restored)
+        counts = [source.fingerprint(table, c).rows for c in restored]
+        assert sum(counts) == source.row_count(table) and min(counts) > 0, counts
+    source.close()
+
+
+@pytest.mark.parametrize("name", ["edge", "more"])
+def test_the_checksum_at_extract_equals_postgresql_s_own(pg_url, name):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(EDGE_TABLE + MORE_TYPES + WIDE_NUMBERS)
+    source = PostgresSource(pg_url)
+    (table,) = source.catalog([name])
+    data = source.read_table(table, None)
+    assert arrow_fingerprint(table, data) == source.fingerprint(table, None)
+    for column in table.columns:
+        one = replace(table, columns=(column,))
+        expected = source.fingerprint(one, None)
+        assert arrow_fingerprint(one, data.select([column.name])) == expected, column.name
+    source.close()
+
+
+def test_a_table_written_during_the_transfer_is_copied_as_of_one_moment(pg_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY, v text);"
+                     "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 2000) g")  # fmt: skip
+    source = PostgresSource(pg_url)
+    (table,) = source.catalog(["t"])
+    before = source.fingerprint(table, None)
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb",
+                      transfer={"chunk_rows": 200, "max_source_connections": 1})  # fmt: skip
+    writes = []
+
+    def write_between_chunks(_table: str, done: int, _total: int, _nbytes: int = 0) -> None:
+        if 0 < done < 2000:  # after each landed chunk, change rows in chunks not yet read
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                conn.execute("UPDATE t SET v = 'changed' WHERE id > %s", (done,))
+                conn.execute("DELETE FROM t WHERE id = 2000")
+                conn.execute("INSERT INTO t VALUES (%s, 'new')", (5000 + done,))
+            writes.append(done)
+
+    report = transfer.run(plan, Ledger(plan.ledger_url()), progress=write_between_chunks)
+    assert report.gate.passed and len(writes) >= 5
+    target = open_target(plan)
+    assert target.fingerprint(table, None) == before != source.fingerprint(table, None)
+    target.close()
+    source.close()
+
+
+_KILL_COPY = """SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity
+WHERE query LIKE 'COPY%big%' AND pid <> pg_backend_pid() LIMIT 1"""
+
+
+def test_a_source_connection_dropped_mid_chunk_is_retried(pg_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE big (id int PRIMARY KEY, pad text)")
+        conn.execute("INSERT INTO big SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 400000) g")
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", transfer={"chunk_rows": 100000})
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def kill_first_copy() -> None:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            while not stop.is_set() and not killed:
+                row = conn.execute(_KILL_COPY).fetchone()
+                killed.extend([row[1]] if row and row[0] else [])
+                time.sleep(0.002)
+
+    killer = threading.Thread(target=kill_first_copy)
+    killer.start()
+    try:
+        report = transfer.run(plan, Ledger(plan.ledger_url()))
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no COPY was caught in flight to terminate"
+    assert report.gate.passed and report.tables[0].retried >= 1
+    _assert_copied(plan, ["big"])
+
+
+def test_a_chunk_the_target_rejects_fails_with_its_message_and_a_rerun_completes_it(
+    pg_url, pg_admin_url, tmp_path
+):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY, v int);"
+                     "INSERT INTO t SELECT g, g FROM generate_series(1, 1000) g")  # fmt: skip
+    target_url = new_database(pg_admin_url)
+    with psycopg.connect(target_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int NOT NULL, v int CONSTRAINT small_v CHECK (v < 700))")
+    plan = write_plan(tmp_path, pg_url, target_url, transfer={"chunk_rows": 250})
+    first = transfer.run(plan, Ledger(plan.ledger_url()))
+    assert not first.gate.passed
+    (line,) = first.tables
+    assert (line.chunks, line.moved, len(line.failed)) == (4, 2, 2)
+    assert all('violates check constraint "small_v"' in f for f in line.failed), line.failed
+    with psycopg.connect(target_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE t DROP CONSTRAINT small_v")
+    again = transfer.run(plan, Ledger(plan.ledger_url()))
+    assert again.gate.passed and (again.tables[0].moved, again.tables[0].skipped) == (2, 2)
+    _assert_copied(plan, ["t"])
+
+
+def test_both_places_of_the_checksum_at_extract_record_the_same_proofs(pg_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(EDGE_TABLE)
+    proofs = []
+    for verify in ("extract", "source"):
+        folder = tmp_path / verify
+        folder.mkdir()
+        plan = write_plan(folder, pg_url, "duckdb:///w.duckdb", tables=["edge"],
+                          transfer={"chunk_rows": 2, "verify": verify})  # fmt: skip
+        assert transfer.run(plan, Ledger(plan.ledger_url())).gate.passed
+        records = Ledger(plan.ledger_url()).chunk_records(plan.name, "edge")
+        proofs.append([(r.rows, r.source_checksum) for r in records])
+    assert proofs[0] == proofs[1] and len(proofs[0]) == 3
+
+
+def test_a_ledger_from_before_json_bounds_opens_and_keeps_its_chunks(tmp_path):
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE chunks (plan VARCHAR(200), table_name VARCHAR(200), chunk INTEGER, low BIGINT, "
+            "high BIGINT, state VARCHAR(20) NOT NULL, rows BIGINT, source_checksum VARCHAR(20), "
+            "target_checksum VARCHAR(20), attempts INTEGER NOT NULL, error TEXT, "
+            "updated_at DATETIME NOT NULL, PRIMARY KEY (plan, table_name, chunk))"
+        ))  # fmt: skip
+        conn.execute(sa.text("INSERT INTO chunks VALUES ('p', 't', 0, 1, 5, 'done', 4, '7', '7', 1, NULL, "
+                             "'2026-01-01 00:00:00')"))  # fmt: skip
+    engine.dispose()
+    ledger = Ledger(url)
+    (old,) = ledger.chunk_records("p", "t")
+    assert (old.low, old.high, old.rows, old.source_checksum, old.bounds) == (1, 5, 4, 7, None)
+    ledger.save_chunk("p", replace(old, chunk=1, bounds='{"ctid": [0, 8]}'))
+    assert from_record(None, ledger.chunk_records("p", "t")[1]) == CtidRange(0, 8)  # type: ignore[arg-type]
+
+
+def test_the_plan_names_the_scheduler_chunks_run_on(pg_url, tmp_path, dask_cluster, monkeypatch):
+    from distributed import Client
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 100) g")
+    monkeypatch.delenv("LIFTSHIFT_DASK_ADDRESS")
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", transfer={"dask_address": dask_cluster})
+    with Client(dask_cluster) as client:
+        before = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
+        assert transfer.run(plan, Ledger(plan.ledger_url())).gate.passed
+        after = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
+    assert after > before
