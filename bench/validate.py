@@ -5,16 +5,14 @@ Creates the transfer benchmark's table (ROWS rows, default 5,000,000; `python be
 same run: `COPY … TO STDOUT (FORMAT binary)` (the floor); validating the identical copy (every
 row's fingerprint, both sides at once); and finding five planted differences (two updates, an
 insert, a delete, a NULL where '' was). Prints seconds, the ratio to the floor and peak RSS of
-this process and its children (DuckDB runs inside this process).
+this process and its children but PostgreSQL's (DuckDB runs inside this process).
 """
 
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import psutil
 import psycopg
 import yaml
 
@@ -26,7 +24,7 @@ from liftshift.plan import Plan, load_plan
 from liftshift.validate import compare_table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from transfer import TABLE, copy_floor  # noqa: E402 - the transfer benchmark's table and floor
+from transfer import TABLE, PeakRss, copy_floor  # noqa: E402 - the transfer benchmark's table, RSS, floor
 
 PLANTED = [  # {rows} is the table's row count: ids run from 1 to it
     "UPDATE bench SET amount = amount + 0.01 WHERE id = 17",
@@ -35,35 +33,6 @@ PLANTED = [  # {rows} is the table's row count: ids run from 1 to it
     "DELETE FROM bench WHERE id = {rows} * 4 // 5",
     "UPDATE bench SET note = NULL WHERE id = 3",
 ]
-
-
-class PeakRss:
-    """Samples the RSS of this process and its children (PostgreSQL's backends too)."""
-
-    def __init__(self) -> None:
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def __enter__(self) -> "PeakRss":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _sample(self) -> None:
-        me = psutil.Process()
-        while not self._stop.wait(0.05):
-            procs = [me, *me.children(recursive=True)]
-            total = 0
-            for proc in procs:
-                try:
-                    total += proc.memory_info().rss
-                except psutil.Error:
-                    continue
-            self.peak = max(self.peak, total)
 
 
 def copied_plan(folder: Path, url: str) -> Plan:

@@ -39,19 +39,10 @@ class PostgresTarget(PostgresSource):
 
     def write(self, table: Table, data: pa.Table, key_range: KeyRange | None) -> int:
         """Replace a key range with data in one transaction."""
-        names = ", ".join(fp.quote("postgres", c.name) for c in table.columns)
         where = fp.range_predicate("postgres", key_range)
-        decimals = [c.canonical is Canonical.DECIMAL for c in table.columns]
-        with self.conn.transaction(), self.conn.cursor() as cur:
-            cur.execute(f"DELETE FROM {self.relation(table)} WHERE {where}")
-            with cur.copy(f"COPY {self.relation(table)} ({names}) FROM STDIN") as copy:
-                for batch in data.to_batches():
-                    columns = [
-                        [_plain(v) for v in col.to_pylist()] if decimal else col.to_pylist()
-                        for col, decimal in zip(batch.columns, decimals, strict=True)
-                    ]
-                    for row in zip(*columns, strict=True):
-                        copy.write_row(row)
+        with self.conn.transaction():
+            self.conn.execute(f"DELETE FROM {self.relation(table)} WHERE {where}")
+            self._copy_in(table, data)
         return data.num_rows
 
     def fingerprint(self, table: Table, key_range: Chunk) -> Fingerprint:
