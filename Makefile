@@ -20,12 +20,12 @@ demo: $(STAMP)
 	$(BIN)/liftshift demo $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/ruff check liftshift flows tests bench
+	$(BIN)/ruff check liftshift flows tests bench notebooks
 	$(BIN)/mypy liftshift
 	$(BIN)/python -m pytest -q $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check liftshift flows tests bench
+	$(BIN)/ruff check liftshift flows tests bench notebooks
 	$(BIN)/mypy liftshift
 
 bench: $(STAMP)
