@@ -1,10 +1,12 @@
 """Find the rows that differ between source and target: bucketed fingerprints, then the rows.
 
-Rows are put in 4,096 buckets by the hash of their key (of the whole row when the table has no
-key), so one scan per side, pushed down as SQL, says which buckets differ whatever the key's
-type or shape. A second scan reads only the differing buckets' rows with each column's
-canonical text, which names the differing keys and columns. Range bisection (data-diff's way)
-needs an orderable key and a round trip per level; buckets need neither.
+Rows are put in buckets: 4,093 by a single integer key modulo that prime, else 4,096 by the hash
+of their key (of the whole row when the table has no key), so one scan per side, pushed down as
+SQL, says which buckets differ whatever the key's type or shape. Then only the differing buckets
+are read again: first each row's key and hash (at most DRILL_ROWS rows), which names the
+differing keys, then the full rows of at most MAX_ROWS_REPORTED keys with each column's
+canonical text, which names the differing columns. Range bisection (data-diff's way) needs an
+orderable key and a round trip per level; buckets need neither.
 """
 
 import re
