@@ -65,9 +65,13 @@ class RowDifference(BaseModel):
     columns: list[ColumnDifference] = []
     copies: int = 1  # how many more (or fewer) copies of the row the target holds
 
+    def key_text(self) -> str:
+        """The key as name=value pairs, values quoted and NULL spelt out."""
+        return ", ".join(f"{k}={_shown(v)}" for k, v in self.key.items())
+
     def describe(self, with_table: bool = True) -> str:
         """One line: the row's key, what happened to it and, when changed, each column both ways."""
-        key = ", ".join(f"{k}={_shown(v)}" for k, v in self.key.items())
+        key = self.key_text()
         row = f"{self.table} ({key})" if with_table else f"({key})"
         if self.kind != "changed":
             return f"{row} {self.kind}{f' ×{self.copies}' if self.copies > 1 else ''}"

@@ -46,7 +46,7 @@ def _tables(tables: Sequence[TableValidation]) -> str:
 def _rows(found: Sequence[RowDifference]) -> str:
     rows: list[list[Cell]] = []
     for d in found:
-        key = escape(", ".join(f"{k}={v}" for k, v in d.key.items()))
+        key = escape(d.key_text())
         if not d.columns:
             rows.append([escape(d.table), key, escape(d.kind) + (f" ×{d.copies}" if d.copies > 1 else ""),
                          "", "", ""])  # fmt: skip

@@ -124,7 +124,7 @@ def differences_frame(report: "ValidateReport") -> pd.DataFrame:
     fields = ["table", "kind", "key", "column", "source", "target", "copies"]
     records = []
     for d in report.differences:
-        key = ", ".join(f"{k}={v}" for k, v in d.key.items())
+        key = d.key_text()
         base = {"table": d.table, "kind": d.kind, "key": key, "copies": d.copies}
         records += [{**base, "column": c.column, "source": c.source, "target": c.target} for c in d.columns]
         if not d.columns:

@@ -61,7 +61,7 @@ def test_the_validation_notebook_shows_the_differing_row(demo_plan, monkeypatch)
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
-    assert "missing in target" in text and "id=9" in text
+    assert "missing in target" in text and "id='9'" in text
 
 
 def test_rerun_skips_chunks_already_done_and_redoes_the_rest(demo_plan):
