@@ -72,9 +72,8 @@ class ValidateReport(StageReport):
         return lines
 
 
-def schema_issues(table: Table, target: Target) -> list[str]:
-    """Differences between the mapped source columns and the target's columns."""
-    found = target.columns(table)
+def schema_issues(table: Table, target: Target, found: list[TargetColumn]) -> list[str]:
+    """Differences between the mapped source columns and the target's columns (found)."""
     if not found:
         return ["table is missing in the target"]
     issues = []
@@ -99,11 +98,12 @@ def compare_table(
     table: Table, source: Source, target: Target, tolerance: float = 1e-9
 ) -> tuple[TableValidation, list[RowDifference], list[AggregateDifference]]:
     """Compare one table: schema, then counts and checksums per bucket on both sides at once."""
-    issues = schema_issues(table, target)
+    found_columns = target.columns(table)
+    issues = schema_issues(table, target, found_columns)
     if "table is missing in the target" in issues:
         return _verdict(table, issues, source.fingerprint(table, None), Fingerprint(0, 0), 0), [], []
     # A column missing or retyped on one side is a schema issue already; rows compare on the rest.
-    present = {c.name: c for c in target.columns(table)}
+    present = {c.name: c for c in found_columns}
     alike = tuple(c for c in table.columns if c.name in present and _same_type(target, c, present[c.name]))
     shared = replace(table, columns=alike)
     stored = target.stored(shared) if isinstance(target, PostgresTarget) else shared
