@@ -277,8 +277,10 @@ def diff_table(table: Table, source: Side, target: Side, tolerance: float) -> Ta
         hashes = [pool.submit(q, hashes_sql(d, r, t, drilled)) for d, r, q, t in (source, target)]
         found = find_rows(table, hashes[0].result(), hashes[1].result())
         keys = sorted({k for _, k, _ in found}, key=str)
-        detail = [pool.submit(q, rows_sql(d, r, t, drilled, keys)) for d, r, q, t in (source, target)]
-        rows = describe_rows(table, found, detail[0].result(), detail[1].result()) if keys else []
+        rows: list[RowDifference] = []
+        if keys:  # none when the rows changed between the scans
+            detail = [pool.submit(q, rows_sql(d, r, t, drilled, keys)) for d, r, q, t in (source, target)]
+            rows = describe_rows(table, found, detail[0].result(), detail[1].result())
     complete = len(drilled) == len(wrong) and len(found) < MAX_ROWS_REPORTED
     return TableDiff(**totals, buckets=len(wrong), rows=rows, complete=complete)
 

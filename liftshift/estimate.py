@@ -74,9 +74,9 @@ def probe(
     inside PostgreSQL.
     """
     data, read = _timed(lambda: source.read_sample(table, rows))
-    sample = f"(SELECT * FROM {source.relation(table)} LIMIT {int(rows)}) AS sample"
-    sql = fp.fingerprint_sql("postgres", sample, table.columns, None)
     if verify == "source":
+        sample = f"(SELECT * FROM {source.relation(table)} LIMIT {int(rows)}) AS sample"
+        sql = fp.fingerprint_sql("postgres", sample, table.columns, None)
         _, hashed = _timed(lambda: source.conn.execute(sql).fetchone())
     else:
         _, hashed = _timed(lambda: arrow_fingerprint(table, data))

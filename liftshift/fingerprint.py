@@ -201,8 +201,7 @@ def fingerprint_sql(
     dialect: str, relation: str, columns: tuple[Column, ...], key_range: Chunk
 ) -> str:
     """A query returning (rows, hi, lo) for a range of a relation."""
-    hi = _HALF[dialect].format(start=1)
-    lo = _HALF[dialect].format(start=9)
+    hi, lo = hash_halves(dialect)
     where = range_predicate(dialect, key_range)
     inner = f"SELECT {row_hash(dialect, columns)} AS h FROM {relation} WHERE {where}"
     return f"SELECT COUNT(*) AS n, SUM({hi}) AS hi, SUM({lo}) AS lo FROM ({inner}) AS r"
@@ -220,7 +219,6 @@ _BUCKET = {
     "bigquery": "CAST(CONCAT('0x', SUBSTR({h}, 1, 3)) AS INT64)",
     "duckdb": "CAST('0x' || substr({h}, 1, 3) AS BIGINT)",
 }
-BUCKETS = 4096
 
 
 def bucket_of(dialect: str, hex_hash: str) -> str:

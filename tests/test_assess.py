@@ -6,8 +6,9 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from liftshift import assess, lifecycle
+from liftshift import assess, inventory, lifecycle
 from liftshift.connectors import open_target
+from liftshift.connectors.postgres import PostgresSource
 from liftshift.errors import ConnectError, PlanError
 from liftshift.inventory import AccessError
 from liftshift.ledger import Ledger
@@ -326,3 +327,20 @@ def test_the_html_page_and_the_notebook_show_the_real_assessment(assessed, monke
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2
     text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
     assert "order_lines" in text and "Kunden" in text
+
+
+def test_include_columns_are_not_keys_and_toast_is_measured(pg_url):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE wide (id int, code int, tag text, note text,"
+                     " PRIMARY KEY (id) INCLUDE (tag), UNIQUE (code) INCLUDE (tag))")
+        # Random text does not compress, so it is stored out of line in TOAST.
+        conn.execute("INSERT INTO wide SELECT g, g, 't', string_agg(md5(random()::text), '') "
+                     "FROM generate_series(1, 20) g, generate_series(1, 200) r GROUP BY g")
+    source = PostgresSource(pg_url)
+    try:
+        (table,) = source.catalog(["wide"])
+        found = inventory.describe(source.conn, table)
+    finally:
+        source.close()
+    assert table.primary_key == ("id",) and found.unique_keys == [["code"]]
+    assert found.toast_bytes > 20 * 6000 and found.heap_bytes < found.toast_bytes
