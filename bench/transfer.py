@@ -20,9 +20,9 @@ from pathlib import Path
 import psutil
 import psycopg
 import yaml
-from distributed import LocalCluster
 
 from liftshift import transfer
+from liftshift.cluster import local_cluster
 from liftshift.demo import start_postgres
 from liftshift.ledger import Ledger
 from liftshift.plan import load_plan
@@ -102,7 +102,7 @@ def timed_transfer(folder: Path, url: str, target: str, workers: int) -> tuple[f
         open_target(plan).close()  # the local endpoint starts outside the timing
     with PeakRss() as rss:
         t0 = time.perf_counter()
-        with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster:
+        with local_cluster(workers) as cluster:
             started = time.perf_counter() - t0
             os.environ["LIFTSHIFT_DASK_ADDRESS"] = cluster.scheduler_address
             t1 = time.perf_counter()

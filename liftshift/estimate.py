@@ -17,7 +17,7 @@ from liftshift.chunking import integer_key
 from liftshift.connectors.base import KeyRange, Table, TableRef, Target
 from liftshift.connectors.postgres import PostgresSource
 from liftshift.errors import ConnectError, LiftshiftError
-from liftshift.extract import arrow_fingerprint
+from liftshift.extract import arrow_fingerprint, load_fingerprint, native_proof
 from liftshift.plan import Plan
 from liftshift.redact import redact
 from liftshift.types import target_mapping
@@ -79,7 +79,7 @@ def probe(
         sql = fp.fingerprint_sql("postgres", sample, table.columns, None)
         _, hashed = _timed(lambda: source.conn.execute(sql).fetchone())
     else:
-        _, hashed = _timed(lambda: arrow_fingerprint(table, data))
+        _, hashed = _timed(lambda: arrow_fingerprint(table, data, native_proof(target.dialect, verify)))
     scratch = replace(table, ref=TableRef(table.ref.schema, scratch_name(table.name)))
     key = integer_key(table)
     key_range = KeyRange(key) if key else None
@@ -87,7 +87,8 @@ def probe(
         target.prepare(scratch)
         try:
             _, written = _timed(lambda: target.write(scratch, data, key_range))
-            _, checked = _timed(lambda: target.fingerprint(scratch, key_range))
+            native = native_proof(target.dialect, verify)
+            _, checked = _timed(lambda: load_fingerprint(target, scratch, key_range, native))
         finally:
             target.drop(scratch)
     except LiftshiftError:

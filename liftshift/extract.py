@@ -2,43 +2,69 @@
 
 verify decides where the chunk's "checksum at extract" is computed:
 
-- "extract" (default): over the Arrow chunk just read, by an in-process DuckDB running the same
-  canonical row-hash SQL as the targets. PostgreSQL only streams the rows; the hashing runs on the
-  worker, in parallel with other chunks, and proves the bytes that will be written.
+- "extract" (default): over the Arrow chunk just read, by an in-process DuckDB. PostgreSQL only
+  streams the rows; the hashing runs on the worker, in parallel with other chunks, and proves
+  the bytes that will be written. Into BigQuery or PostgreSQL it is the canonical row hash every
+  engine computes alike; into DuckDB it is DuckDB's own, cheaper row hash (native=True), which
+  the target computes after the load (liftshift.connectors.duckdb.native_fingerprint_sql).
 - "source": inside PostgreSQL, in the same snapshot. It proves the source's own values with the
   source's own engine (independent of liftshift's COPY and parsing), at the price of a second
   pass over the range in the database — the choice when a reviewer wants PostgreSQL's word.
 """
 
+import threading
 from contextlib import AbstractContextManager
 
 import duckdb
 import pyarrow as pa
 
 from liftshift import fingerprint as fp
-from liftshift.connectors.base import Chunk, Fingerprint, Table
-from liftshift.connectors.duckdb import readable
-from liftshift.connectors.postgres import PostgresSource
+from liftshift.connectors.base import Chunk, Fingerprint, KeyRange, Table, Target
+from liftshift.connectors.duckdb import DuckDBTarget, native_fingerprint_sql, readable
+from liftshift.connectors.postgres import PostgresSource, read_with_psql
+from liftshift.pgread import psql_program
 
 VERIFY = ("extract", "source")
+_THREAD = threading.local()
 
 
-def arrow_fingerprint(table: Table, data: pa.Table) -> Fingerprint:
-    """Row count and checksum of an Arrow chunk, as every engine's fingerprint SQL computes them."""
-    conn = duckdb.connect(config={"threads": 1})  # one Dask worker is one core
+def native_proof(target_dialect: str, verify: str) -> bool:
+    """Whether chunks are proved by DuckDB's own row hash: into DuckDB, checksummed at extract."""
+    return target_dialect == "duckdb" and verify == "extract"
+
+
+def arrow_fingerprint(table: Table, data: pa.Table, native: bool = False) -> Fingerprint:
+    """Row count and checksum of an Arrow chunk, as the target computes them after the load."""
+    conn = _hasher()
+    conn.register("liftshift_chunk", readable(data))
     try:
-        conn.register("liftshift_chunk", readable(data))
-        sql = fp.fingerprint_sql("duckdb", "liftshift_chunk", table.columns, None)
+        if native:
+            sql = native_fingerprint_sql("liftshift_chunk", table, None)
+        else:
+            sql = fp.fingerprint_sql("duckdb", "liftshift_chunk", table.columns, None)
         (n, hi, lo), *_ = conn.execute(sql).fetchall() or [(0, 0, 0)]
         return fp.combine(n, hi, lo)
     finally:
-        conn.close()
+        conn.unregister("liftshift_chunk")
+
+
+def _hasher() -> duckdb.DuckDBPyConnection:
+    """This thread's in-process DuckDB: opening one costs ~30 ms, so a worker thread keeps its own."""
+    conn: duckdb.DuckDBPyConnection | None = getattr(_THREAD, "duckdb", None)
+    if conn is None:
+        conn = _THREAD.duckdb = duckdb.connect(config={"threads": 1})  # one Dask worker is one core
+    return conn
 
 
 def extract_chunk(
-    url: str, schema: str, table: Table, chunk: Chunk, snapshot_id: str | None, verify: str = "extract"
-) -> tuple[pa.Table, Fingerprint]:
+    url: str, schema: str, table: Table, chunk: Chunk, snapshot_id: str | None,
+    verify: str = "extract", native: bool = False,
+) -> tuple[pa.Table, Fingerprint]:  # fmt: skip
     """Read a chunk in the exported snapshot and its checksum (runs on a Dask worker)."""
+    psql = psql_program()
+    if verify == "extract" and psql:
+        data = read_with_psql(psql, url, schema, table, chunk, snapshot_id)
+        return data, arrow_fingerprint(table, data, native)
     source = PostgresSource(url, schema)
     try:
         scope: AbstractContextManager[None] = (
@@ -48,6 +74,13 @@ def extract_chunk(
             data = source.read_table(table, chunk)
             if verify == "source":
                 return data, source.fingerprint(table, chunk)
-        return data, arrow_fingerprint(table, data)
+        return data, arrow_fingerprint(table, data, native)
     finally:
         source.close()
+
+
+def load_fingerprint(target: Target, table: Table, key_range: KeyRange | None, native: bool) -> Fingerprint:
+    """The checksum after the load, computed as arrow_fingerprint computed it at extract."""
+    if native and isinstance(target, DuckDBTarget):
+        return target.native_fingerprint(table, key_range)
+    return target.fingerprint(table, key_range)

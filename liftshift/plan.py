@@ -57,6 +57,7 @@ class TransferSpec(_Strict):
 
     chunk_rows: int = Field(250_000, gt=0)
     max_source_connections: int = Field(2, gt=0)
+    target_writers: int = Field(2, gt=0)  # chunks written into the target at once, each on its own connection
     # table -> the column whose value grows with every change to a row (e.g. updated_at)
     watermarks: dict[str, str] = Field(default_factory=dict)
     # Where each chunk's checksum at extract is computed (liftshift.extract explains the choice).

@@ -1,29 +1,25 @@
 """Transfer: copy tables in chunks on Dask, in one snapshot per table, proving each chunk by checksum."""
 
 import time
-import uuid
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from distributed import Client, Future, as_completed
+from distributed import Client
 from pydantic import BaseModel, ConfigDict
 
-from liftshift.chunking import describe, from_record, integer_key, plan_chunks, plan_table, to_record
+from liftshift.chunkcopy import ChunkCopy
+from liftshift.chunking import from_record, integer_key, plan_chunks, plan_table, to_record
 from liftshift.cluster import dask_client
 from liftshift.connectors import open_source, open_target
-from liftshift.connectors.base import Chunk, CtidRange, KeyRange, Source, Table, Target, staging
+from liftshift.connectors.base import CtidRange, Source, Table, Target, staging
 from liftshift.errors import PlanError, UnsupportedTypeError
-from liftshift.extract import extract_chunk
 from liftshift.ledger import ChunkRecord, Ledger
 from liftshift.plan import Plan
-from liftshift.redact import redact
 from liftshift.report import GateResult, StageReport
 from liftshift.types import Verdict, target_mapping
 from liftshift.watermarks import remember_marks
 
-MAX_ATTEMPTS = 3
 __all__ = ["integer_key", "plan_chunks", "run"]  # integer_key and plan_chunks: for older importers
 
 
@@ -77,15 +73,17 @@ def run(
     source = open_source(plan)
     try:
         tables = source.catalog(plan.tables)
-        target = open_target(plan)
+        writers = [open_target(plan)]
         try:
-            _refuse_blockers(tables, target.dialect)
+            _refuse_blockers(tables, writers[0].dialect)
             remember_marks(plan, ledger, source, tables)
             _announce(tables, progress)
+            writers += [open_target(plan) for _ in range(plan.transfer.target_writers - 1)]
             with dask_client(plan.transfer.dask_address) as client:
-                lines = [_copy_table(plan, ledger, source, target, client, t, progress) for t in tables]
+                lines = [_copy_table(plan, ledger, source, writers, client, t, progress) for t in tables]
         finally:
-            target.close()
+            for writer in writers:
+                writer.close()
     finally:
         source.close()
     draft = TransferReport(
@@ -173,19 +171,12 @@ def _resumable(table: Table, records: list[ChunkRecord]) -> bool:
     return len(states) == 1 or not isinstance(from_record(table, records[0]), CtidRange)
 
 
-def _destination(table: Table, record: ChunkRecord, chunk: Chunk) -> tuple[Table, KeyRange | None]:
-    """Where a chunk lands: its key range of the table, or (ctid chunks) a staging table of its own."""
-    if isinstance(chunk, CtidRange):
-        return staging(table, record.chunk), None
-    return table, chunk
-
-
 def _copy_table(
-    plan: Plan, ledger: Ledger, source: Source, target: Target, client: Client,
+    plan: Plan, ledger: Ledger, source: Source, writers: list[Target], client: Client,
     table: Table, progress: Progress | None,
 ) -> TableTransfer:  # fmt: skip
     """Copy one table: every chunk reads the snapshot the driver exports and holds open."""
-    t0 = time.perf_counter()
+    t0, target = time.perf_counter(), writers[0]
     with source.exported_snapshot() as snapshot_id:
         rows = source.row_count(table)
         records = _chunk_records(plan, ledger, source, table, rows)
@@ -194,15 +185,14 @@ def _copy_table(
         pending = [r for r in records if r.state != "done"]
         if progress:
             progress(table.name, done_rows, max(done_rows, rows))
-        copy = _ChunkCopy(plan, ledger, target, client, table, snapshot_id)
-        moved_rows, retried, failed = copy.run(
-            pending, lambda n, nbytes: _tick(progress, table, done_rows, rows, n, nbytes)
-        )
+        copy = ChunkCopy(plan, ledger, writers, client, table, snapshot_id)
+        moved = copy.run(pending, lambda n, nbytes: _tick(progress, table, done_rows, rows, n, nbytes))
+    failed = moved.failed
     if not failed:
         _assemble(target, table, records)
     return TableTransfer(
-        table=table.name, rows=done_rows + moved_rows, chunks=len(records),
-        moved=len(pending) - len(failed), skipped=len(records) - len(pending), retried=retried,
+        table=table.name, rows=done_rows + moved.rows, chunks=len(records),
+        moved=len(pending) - len(failed), skipped=len(records) - len(pending), retried=moved.retried,
         failed=failed, seconds=time.perf_counter() - t0,
     )  # fmt: skip
 
@@ -221,90 +211,3 @@ def _assemble(target: Target, table: Table, records: list[ChunkRecord]) -> None:
     # Part 0 is dropped first after assembling: while it exists, the assembly has not finished.
     if target.columns(parts[0]):
         target.assemble(table, parts)
-
-
-class _ChunkCopy:
-    """Chunks of one table as Dask futures, at most max_source_connections reading at once."""
-
-    def __init__(
-        self, plan: Plan, ledger: Ledger, target: Target, client: Client, table: Table, snapshot_id: str
-    ) -> None:
-        self.plan, self.ledger, self.target, self.client = plan, ledger, target, client
-        self.table, self.snapshot_id = table, snapshot_id
-
-    def submit(self, record: ChunkRecord) -> Future:
-        """Start extracting a chunk on a worker."""
-        chunk = from_record(self.table, record)
-        args = (self.plan.source.url, self.plan.source.schema_name, self.table, chunk, self.snapshot_id,
-                self.plan.transfer.verify)  # fmt: skip
-        key = f"{self.table.name}-{record.chunk}-{record.attempts}-{uuid.uuid4().hex[:8]}"
-        return self.client.submit(extract_chunk, *args, pure=False, key=key)
-
-    def run(self, pending: list[ChunkRecord], tick: Callable[[int, int], None]) -> tuple[int, int, list[str]]:
-        """Move the pending chunks; returns rows moved, retries and failures."""
-        queue = list(pending)
-        in_flight: dict[Future, ChunkRecord] = {}
-        stream = as_completed()
-
-        def start() -> None:
-            record = queue.pop(0)
-            future = self.submit(record)
-            in_flight[future] = record
-            stream.add(future)
-
-        for _ in range(min(self.plan.transfer.max_source_connections, len(queue))):
-            start()
-        moved, moved_bytes, retried, failed = 0, 0, 0, []
-        for future in stream:
-            record = in_flight.pop(future)
-            if queue:  # the next read starts before this chunk is written: workers never wait on the target
-                start()
-            landed = _land_chunk(self.plan, self.ledger, self.target, self.table, record, future)
-            outcome, error, nbytes = landed
-            future.release()  # the chunk's Arrow table leaves the worker's memory
-            if outcome.state == "done":
-                moved += outcome.rows or 0
-                moved_bytes += nbytes
-                tick(moved, moved_bytes)
-            elif outcome.attempts < MAX_ATTEMPTS:
-                retried += 1
-                queue.insert(0, outcome)
-                if len(in_flight) < self.plan.transfer.max_source_connections:
-                    start()
-            else:
-                failed.append(f"chunk {record.chunk} {describe(from_record(self.table, record))}: {error}")
-        return moved, retried, failed
-
-
-def _land_chunk(
-    plan: Plan, ledger: Ledger, target: Target, table: Table, record: ChunkRecord, future: Future
-) -> tuple[ChunkRecord, str, int]:
-    """Write an extracted chunk, compare checksums, record the outcome; returns it, its error, its bytes."""
-    attempt = replace(record, attempts=record.attempts + 1)
-    try:
-        data, source_fp = future.result()
-        into, key_range = _destination(table, record, from_record(table, record))
-        if into is not table:
-            target.prepare(into)
-        target.write(into, data, key_range)
-        target_fp = target.fingerprint(into, key_range)
-    except Exception as exc:  # noqa: BLE001 - the chunk fails with the engine's message
-        error = redact(f"{type(exc).__name__}: {exc}")[:2000]
-        ledger.save_chunk(plan.name, replace(attempt, state="failed"), error)
-        return replace(attempt, state="failed"), error, 0
-    matched = source_fp == target_fp
-    outcome = replace(
-        attempt,
-        state="done" if matched else "mismatch",
-        rows=source_fp.rows,
-        source_checksum=source_fp.checksum,
-        target_checksum=target_fp.checksum,
-    )
-    error = (
-        ""
-        if matched
-        else f"target has {target_fp.rows} rows / checksum {target_fp.checksum:016x}, "
-        f"source {source_fp.rows} / {source_fp.checksum:016x}"
-    )
-    ledger.save_chunk(plan.name, outcome, error or None)
-    return outcome, error, data.nbytes

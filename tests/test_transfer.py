@@ -1,10 +1,12 @@
 """Transfer on a real Dask cluster: every key shape, one snapshot, idempotent reruns, faults."""
 
+import math
 import threading
 import time
 from dataclasses import replace
 
 import psycopg
+import pyarrow as pa
 import pytest
 
 from liftshift import transfer
@@ -196,19 +198,55 @@ def test_a_chunk_the_target_rejects_fails_with_its_message_and_a_rerun_completes
     _assert_copied(plan, ["t"])
 
 
-def test_both_places_of_the_checksum_at_extract_record_the_same_proofs(pg_url, tmp_path):
+def test_both_places_of_the_checksum_at_extract_record_the_same_proofs(pg_url, pg_admin_url, tmp_path):
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(EDGE_TABLE)
     proofs = []
     for verify in ("extract", "source"):
         folder = tmp_path / verify
         folder.mkdir()
-        plan = write_plan(folder, pg_url, "duckdb:///w.duckdb", tables=["edge"],
+        # Into PostgreSQL, both places compute the canonical row hash (into DuckDB, extract is native).
+        plan = write_plan(folder, pg_url, new_database(pg_admin_url), tables=["edge"],
                           transfer={"chunk_rows": 2, "verify": verify})  # fmt: skip
         assert transfer.run(plan, Ledger(plan.ledger_url())).gate.passed
         records = Ledger(plan.ledger_url()).chunk_records(plan.name, "edge")
         proofs.append([(r.rows, r.source_checksum) for r in records])
     assert proofs[0] == proofs[1] and len(proofs[0]) == 3
+
+
+NATIVE_EDITS = [
+    "UPDATE edge SET f8 = 1e-323 WHERE id = 3",  # a float's last bit
+    "UPDATE edge SET tz = tz + INTERVAL 1 MICROSECOND WHERE id = 1",
+    "UPDATE edge SET t = NULL WHERE id = 1",  # '' became NULL
+    "UPDATE edge SET big = big + 0.00000001 WHERE id = 1",
+    "UPDATE edge SET j = '{\"a\": null}' WHERE id = 1",
+]
+
+
+@pytest.mark.parametrize("edit", NATIVE_EDITS)
+def test_into_duckdb_chunks_are_proved_by_duckdbs_own_hash_which_sees_every_change(pg_url, tmp_path, edit):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(EDGE_TABLE)
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["edge"], transfer={"chunk_rows": 2})
+    assert transfer.run(plan, Ledger(plan.ledger_url())).gate.passed
+    records = Ledger(plan.ledger_url()).chunk_records(plan.name, "edge")
+    assert all(r.source_checksum == r.target_checksum for r in records)
+    source = PostgresSource(pg_url)
+    (table,) = source.catalog(["edge"])
+    whole = source.read_table(table, None)
+    source.close()
+    target = open_target(plan)
+    try:
+        assert target.native_fingerprint(table, None) == arrow_fingerprint(table, whole, native=True)
+        target.query(edit)
+        assert target.native_fingerprint(table, None) != arrow_fingerprint(table, whole, native=True)
+    finally:
+        target.close()
+    # DuckDB's UPDATE keeps -0 when told to write 0 (they compare equal), so the sign is flipped in Arrow.
+    values = [0.0 if v == 0 else v for v in whole.column("f8").to_pylist()]
+    assert math.copysign(1, whole.column("f8")[1].as_py()) == -1  # row 2 holds -0
+    flipped = whole.set_column(whole.schema.get_field_index("f8"), "f8", pa.array(values, pa.float64()))
+    assert arrow_fingerprint(table, flipped, native=True) != arrow_fingerprint(table, whole, native=True)
 
 
 def test_a_ledger_from_before_json_bounds_opens_and_keeps_its_chunks(tmp_path):

@@ -8,7 +8,7 @@ import pyarrow as pa
 from liftshift import fingerprint as fp
 from liftshift.connectors.base import Column, Fingerprint, KeyRange, Table, TargetColumn
 from liftshift.errors import ConnectError
-from liftshift.types import target_mapping
+from liftshift.types import Canonical, target_mapping
 
 # information_schema spells some types differently from the DDL the mapping gives.
 _DECLARED = {"TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ", "FLOAT": "REAL"}
@@ -85,6 +85,12 @@ class DuckDBTarget:
         (n, hi, lo), *_ = self.conn.execute(sql).fetchall() or [(0, 0, 0)]
         return fp.combine(n, hi, lo)
 
+    def native_fingerprint(self, table: Table, key_range: KeyRange | None) -> Fingerprint:
+        """A key range's row count and DuckDB's own row-hash checksum (see native_fingerprint_sql)."""
+        sql = native_fingerprint_sql(self.relation(table), table, key_range)
+        (n, hi, lo), *_ = self.conn.execute(sql).fetchall()
+        return fp.combine(n, hi, lo)
+
     def columns(self, table: Table) -> list[TargetColumn]:
         """The table's columns as DuckDB describes them (empty when it does not exist)."""
         rows = self.conn.execute(
@@ -142,6 +148,25 @@ class DuckDBTarget:
         match = " AND ".join(f"{rel}.{c} = k.{c}" for c in (fp.quote("duckdb", name) for name in key))
         found = self.conn.execute(f"DELETE FROM {rel} USING {view} AS k WHERE {match}").fetchone()
         return int(found[0]) if found else 0
+
+
+def native_fingerprint_sql(relation: str, table: Table, key_range: KeyRange | None) -> str:
+    """(rows, 0, checksum): the sum of DuckDB's hash() of each row, its values cast to the target types.
+
+    Why not the canonical row hash: a chunk written into DuckDB is proved by DuckDB on both sides
+    (over the Arrow chunk before the write, over the table after), so one engine's own hash is
+    enough, and it costs 0.04 s per 1M rows against 1.1 s for MD5 over canonical text. hash()
+    makes -0 equal to 0, so a float's sign bit is hashed beside it. Validate still proves the
+    table against PostgreSQL with the canonical hash.
+    """
+    values = []
+    for column in table.columns:
+        name = fp.quote("duckdb", column.name)
+        values.append(f"CAST({name} AS {column.target_type('duckdb')})")
+        if column.canonical in (Canonical.FLOAT32, Canonical.FLOAT64):
+            values.append(f"signbit({name})")
+    where = fp.range_predicate("duckdb", key_range)
+    return f"SELECT COUNT(*), 0, SUM(hash({', '.join(values)})) FROM {relation} WHERE {where}"
 
 
 def readable(data: pa.Table) -> pa.Table:

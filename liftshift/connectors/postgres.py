@@ -18,7 +18,7 @@ from psycopg.types.string import TextLoader
 from liftshift import fingerprint as fp
 from liftshift.connectors.base import Bound, Chunk, Column, Fingerprint, KeyRange, Table, TableRef
 from liftshift.errors import ConnectError, PlanError
-from liftshift.pgread import copy_arrow, projection
+from liftshift.pgread import copy_arrow, projection, psql_copy
 from liftshift.pgtypes import BUILTIN_RANGES, PgType, map_postgres
 from liftshift.redact import redact
 
@@ -60,6 +60,25 @@ _FKEY_SQL = """
 SELECT DISTINCT confrelid::regclass::text FROM pg_constraint
 WHERE conrelid = %s AND contype = 'f' AND confrelid <> conrelid
 """
+
+
+def copy_sql(schema: str, table: Table, clause: str) -> str:
+    """The COPY that reads a table's rows (those clause selects) as read_table parses them."""
+    select = ", ".join(projection(c) for c in table.columns)
+    relation = f"{fp.quote('postgres', schema)}.{fp.quote('postgres', table.name)}"
+    return f"COPY (SELECT {select} FROM {relation} {clause}) TO STDOUT (FORMAT csv)"
+
+
+def read_with_psql(
+    psql: str, url: str, schema: str, table: Table, key_range: Chunk, snapshot_id: str | None
+) -> pa.Table:
+    """read_table through psql (liftshift.pgread.psql_copy), in the exported snapshot if given."""
+    statements = [_SESSION]
+    if snapshot_id:
+        join = pgsql.SQL("SET TRANSACTION SNAPSHOT {}").format(pgsql.Literal(snapshot_id))
+        statements += ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", join.as_string()]
+    statements.append(copy_sql(schema, table, f"WHERE {fp.range_predicate('postgres', key_range)}"))
+    return psql_copy(psql, url, statements, table)
 
 
 def connect(url: str) -> psycopg.Connection[Any]:
@@ -218,9 +237,7 @@ class PostgresSource:
         return self._copy(table, f"LIMIT {int(rows)}")
 
     def _copy(self, table: Table, clause: str) -> pa.Table:
-        select = ", ".join(projection(c) for c in table.columns)
-        sql = f"COPY (SELECT {select} FROM {self.relation(table)} {clause}) TO STDOUT (FORMAT csv)"
-        return copy_arrow(self.conn, sql, table)
+        return copy_arrow(self.conn, copy_sql(self.schema, table, clause), table)
 
     def fingerprint(self, table: Table, key_range: Chunk) -> Fingerprint:
         """Row count and checksum of a key range, computed inside PostgreSQL."""
