@@ -15,9 +15,10 @@ from liftshift import fingerprint as fp
 from liftshift.assess_report import Estimate
 from liftshift.chunking import integer_key
 from liftshift.connectors.base import KeyRange, Table, TableRef, Target
-from liftshift.connectors.postgres import PostgresSource
+from liftshift.connectors.postgres import PostgresSource, read_with_psql
 from liftshift.errors import ConnectError, LiftshiftError
 from liftshift.extract import arrow_fingerprint, load_fingerprint, native_proof
+from liftshift.pgread import psql_program
 from liftshift.plan import Plan
 from liftshift.redact import redact
 from liftshift.types import target_mapping
@@ -73,7 +74,7 @@ def probe(
     The checksum at extract is timed where transfer.verify computes it: over the Arrow sample, or
     inside PostgreSQL.
     """
-    data, read = _timed(lambda: source.read_sample(table, rows))
+    data, read = _timed(lambda: _read_sample(source, table, rows, verify))
     if verify == "source":
         sample = f"(SELECT * FROM {source.relation(table)} LIMIT {int(rows)}) AS sample"
         sql = fp.fingerprint_sql("postgres", sample, table.columns, None)
@@ -100,6 +101,14 @@ def probe(
             f"{redact(first_line)[:300]}); the target user must be allowed to create and drop tables"
         ) from None
     return Probe(data.num_rows, read + hashed, written + checked), data
+
+
+def _read_sample(source: PostgresSource, table: Table, rows: int, verify: str) -> pa.Table:
+    """The first rows rows, read the way transfer reads a chunk (liftshift.extract.extract_chunk)."""
+    psql = psql_program()
+    if psql and verify == "extract":
+        return read_with_psql(psql, source.url, source.schema, table, f"LIMIT {int(rows)}")
+    return source.read_sample(table, rows)
 
 
 def scratch_name(table: str) -> str:

@@ -63,7 +63,8 @@ def extract_chunk(
     """Read a chunk in the exported snapshot and its checksum (runs on a Dask worker)."""
     psql = psql_program()
     if verify == "extract" and psql:
-        data = read_with_psql(psql, url, schema, table, chunk, snapshot_id)
+        where = f"WHERE {fp.range_predicate('postgres', chunk)}"
+        data = read_with_psql(psql, url, schema, table, where, snapshot_id)
         return data, arrow_fingerprint(table, data, native)
     source = PostgresSource(url, schema)
     try:

@@ -77,6 +77,8 @@ def psql_copy(psql: str, url: str, statements: list[str], table: Table) -> pa.Ta
     done = subprocess.run(args, capture_output=True, env=env, check=False)
     if done.returncode != 0:
         message = done.stderr.decode(errors="replace").strip().replace("psql:", "").strip()
+        if password:
+            message = message.replace(str(password), "***")
         raise SourceReadError(redact(message or f"psql exited with code {done.returncode}"))
     return parse_buffer(done.stdout, table)
 

@@ -283,3 +283,19 @@ def test_the_plan_names_the_scheduler_chunks_run_on(pg_url, tmp_path, dask_clust
         assert transfer.run(plan, Ledger(plan.ledger_url())).gate.passed
         after = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
     assert after > before
+
+
+def test_psql_gets_the_password_from_its_environment_never_its_command_line(tmp_path):
+    from liftshift.pgread import SourceReadError, psql_copy
+
+    # A stand-in for psql that reports what it was given: `ps` shows a process's arguments to
+    # every user, so what matters is what the real psql would be started with.
+    fake = tmp_path / "psql"
+    fake.write_text('#!/bin/sh\necho "args: $*" >&2\necho "env: ${PGPASSWORD:-unset}" >&2\nexit 2\n')
+    fake.chmod(0o755)
+    url = "postgresql://app:s3cretpw@db.invalid:5432/shop?sslmode=disable"
+    with pytest.raises(SourceReadError) as caught:
+        psql_copy(str(fake), url, ["COPY t TO STDOUT"], None)  # type: ignore[arg-type]
+    args, env = str(caught.value).splitlines()
+    assert "s3cretpw" not in args and "db.invalid" in args and "sslmode=disable" in args
+    assert env == "env: ***", "the password reaches psql through PGPASSWORD (redacted in the message)"

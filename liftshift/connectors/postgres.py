@@ -70,14 +70,15 @@ def copy_sql(schema: str, table: Table, clause: str) -> str:
 
 
 def read_with_psql(
-    psql: str, url: str, schema: str, table: Table, key_range: Chunk, snapshot_id: str | None
+    psql: str, url: str, schema: str, table: Table, clause: str, snapshot_id: str | None = None
 ) -> pa.Table:
-    """read_table through psql (liftshift.pgread.psql_copy), in the exported snapshot if given."""
+    """The rows clause selects, as read_table reads them but through psql (liftshift.pgread.psql_copy),
+    in the exported snapshot if given."""
     statements = [_SESSION]
     if snapshot_id:
         join = pgsql.SQL("SET TRANSACTION SNAPSHOT {}").format(pgsql.Literal(snapshot_id))
         statements += ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", join.as_string()]
-    statements.append(copy_sql(schema, table, f"WHERE {fp.range_predicate('postgres', key_range)}"))
+    statements.append(copy_sql(schema, table, clause))
     return psql_copy(psql, url, statements, table)
 
 
