@@ -119,7 +119,8 @@ def row_hash(dialect: str, columns: tuple[Column, ...]) -> str:
     """SQL for the hex MD5 of a row's canonical text."""
     parts = [canonical_text(dialect, c) for c in columns]
     sep = _SEPARATOR
-    row = f"CONCAT({f', {sep}, '.join(parts)})" if dialect == "bigquery" else (f" || {sep} || ".join(parts))
+    # DuckDB's concat() builds the row in one pass; a chain of || makes a string per operator.
+    row = f" || {sep} || ".join(parts) if dialect == "postgres" else f"CONCAT({f', {sep}, '.join(parts)})"
     return _HASH[dialect].format(row=row)
 
 
