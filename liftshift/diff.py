@@ -100,9 +100,8 @@ class TableDiff(BaseModel):
 
 def bucket_sql(dialect: str, relation: str, table: Table) -> str:
     """Rows and checksum per bucket of a relation."""
-    hi, lo = fp.hash_halves(dialect)
     inner = _hashed(dialect, relation, table, [], fenced=True)
-    return f"SELECT b, COUNT(*) AS n, SUM({hi}) AS hi, SUM({lo}) AS lo FROM ({inner}) AS r GROUP BY b"
+    return f"SELECT b, COUNT(*) AS n, {fp.checksum_sums(dialect)} FROM ({inner}) AS r GROUP BY b"
 
 
 def _hashed(dialect: str, relation: str, table: Table, values: list[str], fenced: bool = False) -> str:

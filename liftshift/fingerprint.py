@@ -7,8 +7,9 @@ significant digits, exact for doubles) or NaN/Infinity/-Infinity; booleans t/f; 
 they are; bytes as lower-case hex; dates as days since 1970-01-01; times as microseconds since
 midnight; timestamps as microseconds since the epoch in UTC; JSON as compact text. In PostgreSQL a
 column's cast (liftshift.types.Mapping.cast) is applied first, as the COPY that reads it does.
-Each engine sums the two 32-bit halves separately so no engine overflows; combine() folds them
-into the sum modulo 2**64.
+A range's checksum is the sum of its rows' hashes modulo 2**64: BigQuery and DuckDB sum the two
+32-bit halves separately so neither overflows; PostgreSQL sums the 64 bits as one signed int8,
+exactly (in numeric), which is the same sum modulo 2**64. combine() folds either into it.
 All three rule sets live in this one file because they must agree: change them together.
 """
 
@@ -85,10 +86,12 @@ _HASH = {
     "duckdb": "md5({row})",
 }
 _HALF = {
-    "postgres": "('x' || substr(h, {start}, 8))::bit(32)::int8",
     "bigquery": "CAST(CONCAT('0x', SUBSTR(h, {start}, 8)) AS INT64)",
     "duckdb": "CAST('0x' || substr(h, {start}, 8) AS BIGINT)",
 }
+# One reference to h: PostgreSQL copies a subquery's expression into every reference to it, so two
+# halves of an unfenced h would be two MD5s of the row; and one bit-string conversion, not two.
+_PG_SUMS = "0 AS hi, SUM(('x' || substr(h, 1, 16))::bit(64)::int8) AS lo"
 _QUOTE = {"postgres": '"', "bigquery": "`", "duckdb": '"'}
 
 
@@ -202,14 +205,13 @@ def fingerprint_sql(
     dialect: str, relation: str, columns: tuple[Column, ...], key_range: Chunk
 ) -> str:
     """A query returning (rows, hi, lo) for a range of a relation."""
-    hi, lo = hash_halves(dialect)
     where = range_predicate(dialect, key_range)
     inner = f"SELECT {row_hash(dialect, columns)} AS h FROM {relation} WHERE {where}"
-    return f"SELECT COUNT(*) AS n, SUM({hi}) AS hi, SUM({lo}) AS lo FROM ({inner}) AS r"
+    return f"SELECT COUNT(*) AS n, {checksum_sums(dialect)} FROM ({inner}) AS r"
 
 
 def combine(rows: int, hi: int | None, lo: int | None) -> Fingerprint:
-    """Fold the engines' two 32-bit sums into one checksum modulo 2**64."""
+    """Fold the sums hi and lo of checksum_sums() into one checksum modulo 2**64."""
     checksum = ((int(hi or 0) << 32) + int(lo or 0)) % (1 << 64)
     return Fingerprint(rows=int(rows), checksum=checksum)
 
@@ -227,6 +229,9 @@ def bucket_of(dialect: str, hex_hash: str) -> str:
     return _BUCKET[dialect].format(h=hex_hash)
 
 
-def hash_halves(dialect: str) -> tuple[str, str]:
-    """SQL for the two 32-bit halves of the first 64 bits of a hex hash column named h."""
-    return _HALF[dialect].format(start=1), _HALF[dialect].format(start=9)
+def checksum_sums(dialect: str) -> str:
+    """SQL for the sums hi and lo over a hex hash column named h, which combine() folds."""
+    if dialect == "postgres":
+        return _PG_SUMS
+    hi, lo = _HALF[dialect].format(start=1), _HALF[dialect].format(start=9)
+    return f"SUM({hi}) AS hi, SUM({lo}) AS lo"
