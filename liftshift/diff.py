@@ -111,7 +111,6 @@ def _hashed(dialect: str, relation: str, table: Table, values: list[str], fenced
     Fenced, PostgreSQL keeps both levels as subqueries (OFFSET 0): flattened, it would copy h's
     expression into every reference (the MD5 computed for hi, lo and b alike), and it would
     estimate a group per key, so sort the whole table to group it rather than hash 4,096 buckets.
-    Unfenced, a filter on b is applied before the hash is computed, as the drills want.
     """
     keys = key_columns(table)
     items = [f"{fp.row_hash(dialect, table.columns)} AS h", *values]
@@ -159,17 +158,29 @@ def differing(source: Buckets, target: Buckets) -> list[int]:
 
 def hashes_sql(dialect: str, relation: str, table: Table, buckets: list[int]) -> str:
     """The key and row hash of every row in some buckets."""
-    inner = _hashed(dialect, relation, table, [])
-    return f"SELECT k, h FROM ({inner}) AS z WHERE b IN ({_listed(buckets)})"
+    inner = _hashed(dialect, _in_buckets(dialect, relation, table, buckets), table, [])
+    return f"SELECT k, h FROM ({inner}) AS z"
 
 
 def rows_sql(dialect: str, relation: str, table: Table, buckets: list[int], keys: list[Any]) -> str:
     """Some rows of some buckets, by key: key, hash, and each column's value and canonical text."""
     columns = [f"c{i}" for i in range(len(table.columns))] + [f"t{i}" for i in range(len(table.columns))]
-    inner = _hashed(dialect, relation, table, _raw(dialect, table))
+    inner = _hashed(dialect, _in_buckets(dialect, relation, table, buckets), table, _raw(dialect, table))
     wanted = ", ".join(_literal(k) for k in keys)
-    where = f"b IN ({_listed(buckets)}) AND k IN ({wanted})"
-    return f"SELECT k, h, {', '.join(columns)} FROM ({inner}) AS z WHERE {where}"
+    return f"SELECT k, h, {', '.join(columns)} FROM ({inner}) AS z WHERE k IN ({wanted})"
+
+
+def _in_buckets(dialect: str, relation: str, table: Table, buckets: list[int]) -> str:
+    """The relation's rows in some buckets, as a subquery: filtered before any row's hash is made.
+
+    (DuckDB hashes every row first when the filter is on the hashed subquery's b.)
+    """
+    keys = key_columns(table)
+    if len(keys) == 1 and keys[0].canonical in _INTEGERS:
+        bucket = _MODULO[dialect].format(k=fp.quote(dialect, keys[0].name), n=PRIME_BUCKETS)
+    else:  # as _hashed buckets them: by the hash of the key, or of the whole row
+        bucket = fp.bucket_of(dialect, fp.row_hash(dialect, keys or table.columns))
+    return f"(SELECT * FROM {relation} WHERE {bucket} IN ({_listed(buckets)})) AS f"
 
 
 def _listed(buckets: list[int]) -> str:
