@@ -79,7 +79,7 @@ _RULES: dict[str, dict[C, str]] = {
 }  # fmt: skip
 
 # U+241F, printable: the local BigQuery endpoint's MD5 mishashes strings with control characters.
-_SEPARATOR = "'\u241f'"
+_SEPARATOR = "\u241f"
 _HASH = {
     "postgres": "md5({row})",
     "bigquery": "TO_HEX(MD5({row}))",
@@ -108,22 +108,22 @@ def canonical_value(dialect: str, column: Column) -> str:
     return f"({cast.format(c=col)})" if dialect == "postgres" and cast else col
 
 
-def canonical_text(dialect: str, column: Column) -> str:
-    """SQL for a column's canonical text: '0' for NULL, else '1' and the value's text."""
+def canonical_text(dialect: str, column: Column, lead: str = "") -> str:
+    """SQL for a column's canonical text after lead: '0' for NULL, else '1' and the value's text."""
     # The cast value is tested, not the column: a composite of NULL fields IS NULL, its JSON is not.
     col = canonical_value(dialect, column)
     value = _RULES[dialect][column.canonical].format(c=col)
     if dialect == "bigquery":
-        return f"IF({col} IS NULL, '0', CONCAT('1', {value}))"
-    return f"(CASE WHEN {col} IS NULL THEN '0' ELSE '1' || {value} END)"
+        return f"IF({col} IS NULL, '{lead}0', CONCAT('{lead}1', {value}))"
+    return f"(CASE WHEN {col} IS NULL THEN '{lead}0' ELSE '{lead}1' || {value} END)"
 
 
 def row_hash(dialect: str, columns: tuple[Column, ...]) -> str:
-    """SQL for the hex MD5 of a row's canonical text."""
-    parts = [canonical_text(dialect, c) for c in columns]
-    sep = _SEPARATOR
-    # DuckDB's concat() builds the row in one pass; a chain of || makes a string per operator.
-    row = f" || {sep} || ".join(parts) if dialect == "postgres" else f"CONCAT({f', {sep}, '.join(parts)})"
+    """SQL for the hex MD5 of a row's canonical text: its columns' texts joined by the separator."""
+    # The separator rides in the next column's constants, sparing PostgreSQL a concatenation per
+    # column; DuckDB's concat() builds the row in one pass, where each || would make a string.
+    parts = [canonical_text(dialect, c, _SEPARATOR if i else "") for i, c in enumerate(columns)]
+    row = " || ".join(parts) if dialect == "postgres" else f"CONCAT({', '.join(parts)})"
     return _HASH[dialect].format(row=row)
 
 
