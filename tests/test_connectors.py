@@ -197,6 +197,13 @@ def test_queries_read_intervals_in_the_iso_8601_style_the_session_uses(source):
     ]  # fmt: skip
 
 
+def test_a_scan_may_go_parallel_and_leaves_the_session_as_it_was(source):
+    sql = "SELECT current_setting('parallel_tuple_cost') AS cost"
+    default = source.query(sql).to_pylist()
+    assert source.scan(sql).to_pylist() == [{"cost": "0.001"}]  # rows costly to compute: worth workers
+    assert source.query(sql).to_pylist() == default != [{"cost": "0.001"}]
+
+
 def test_catalog_describes_keys_types_and_references(pg_url):
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(
