@@ -109,8 +109,9 @@ def _hashed(dialect: str, relation: str, table: Table, values: list[str], fenced
 
     A single integer key is its own k and buckets by modulo, sparing a second hash per row.
     Fenced, PostgreSQL keeps both levels as subqueries (OFFSET 0): flattened, it would copy h's
-    expression into every reference (the MD5 computed for hi, lo and b alike), and it would
-    estimate a group per key, so sort the whole table to group it rather than hash 4,096 buckets.
+    expression into each reference (an MD5 of the row per reference: h and b of a table without a
+    key), and it would estimate a group per key, so sort the whole table to group it rather than
+    hash 4,096 buckets.
     """
     keys = key_columns(table)
     items = [f"{fp.row_hash(dialect, table.columns)} AS h", *values]
