@@ -1,15 +1,18 @@
-"""Column aggregates per bucket (non-null count, min, max, sum), rolled up and compared.
+"""Column aggregates of a whole table (non-null count, min, max, sum), measured and compared.
 
-They ride in the same scan as the bucket fingerprints (liftshift.diff), so a whole table's
-column-level differences cost no extra pass. Distinct counts are not among them: PostgreSQL has
-no approximate distinct count, and an exact one is a sort of every column.
+They explain differences, so liftshift.diff measures them only when some bucket's rows differ: where
+every row's hash agrees, every canonical value does, and the measures can differ by nothing but
+the engines' float arithmetic, which compare() tolerates. Skipping them then spares both sides
+work in the scan that matters most; where rows differ, they cost a scan without hashing. Distinct
+counts are not among them: PostgreSQL has no approximate distinct count, and an exact one is a
+sort of every column.
 """
 
 import math
-from collections.abc import Iterable
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from typing import Any
 
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from liftshift import fingerprint as fp
@@ -60,13 +63,27 @@ def measures(column: Column) -> list[str]:
 
 
 def _sum_fits(column: Column) -> bool:
-    """Whether a bucket's sum fits every engine's decimal: 38 digits, with 10 to spare for the rows."""
+    """Whether a table's sum fits every engine's decimal: 38 digits, with 10 to spare for the rows."""
     precision = column.mapping.precision
     return column.canonical is not C.DECIMAL or (precision is not None and precision <= MAX_SUMMED_DIGITS)
 
 
+def aggregate_sql(dialect: str, relation: str, table: Table) -> str | None:
+    """Every column's measures over a whole relation, in one row; None for a table without columns."""
+    if not table.columns:
+        return None
+    inner = ", ".join(inner_items(dialect, table))
+    return f"SELECT {', '.join(select_items(dialect, table))} FROM (SELECT {inner} FROM {relation}) AS r"
+
+
+def read(table: Table, result: pa.Table | None) -> dict[tuple[str, str], Any]:
+    """The measures from aggregate_sql's row, by (column, measure)."""
+    row = result.to_pylist()[0] if result is not None and result.num_rows else {}
+    return {(c.name, m): row.get(f"a{i}_{m}") for i, c in enumerate(table.columns) for m in measures(c)}
+
+
 def select_items(dialect: str, table: Table) -> list[str]:
-    """Per-bucket aggregate SQL over the inner columns v0, v1, … (one per table column)."""
+    """Aggregate SQL over the inner columns v0, v1, … (one per table column)."""
     items = []
     for i, column in enumerate(table.columns):
         v = f"v{i}"
@@ -91,34 +108,6 @@ def _sql(dialect: str, column: Column, measure: str, v: str) -> str:
         return _DOUBLE_SUM[dialect].format(c=v) if column.canonical in _FLOATS else f"SUM({v})"
     ordered = _BY_CODE_POINT[dialect].format(c=v) if column.canonical is C.STRING else v
     return f"{measure.upper()}({ordered})"
-
-
-def rollup(table: Table, rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], Any]:
-    """The whole table's measures from its buckets': counts and sums add, min and max fold."""
-    out: dict[tuple[str, str], Any] = {}
-    ordered = sorted(rows, key=lambda r: r["b"])  # the same order of addition on both sides
-    with localcontext() as exact:
-        exact.prec = 200  # Decimal addition rounds at 28 digits by default
-        for row in ordered:
-            _fold_row(table, row, out)
-    return out
-
-
-def _fold_row(table: Table, row: dict[str, Any], out: dict[tuple[str, str], Any]) -> None:
-    for i, column in enumerate(table.columns):
-        for measure in measures(column):
-            key = (column.name, measure)
-            out[key] = _fold(measure, out.get(key), row[f"a{i}_{measure}"])
-
-
-def _fold(measure: str, acc: Any, value: Any) -> Any:
-    if value is None:
-        return acc
-    if acc is None:
-        return value
-    if measure in ("count", "sum", "magnitude"):
-        return acc + value
-    return min(acc, value) if measure == "min" else max(acc, value)
 
 
 def compare(

@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
@@ -42,6 +43,7 @@ _MODULO = {
 Buckets = dict[int, tuple[int, int]]  # bucket → (rows, checksum)
 # How to reach one side: dialect, relation, a query function, and the table as that side stores it
 Side = tuple[str, str, Query, Table]
+SqlFor = Callable[[str, str, Table], str | None]  # a query's SQL from a side's dialect, relation and table
 
 
 class ColumnDifference(BaseModel):
@@ -97,20 +99,19 @@ class TableDiff(BaseModel):
 
 
 def bucket_sql(dialect: str, relation: str, table: Table) -> str:
-    """Rows, checksum and column aggregates per bucket of a relation."""
-    hi, lo = fp.hash_halves(dialect)
-    inner = _hashed(dialect, relation, table, aggregates.inner_items(dialect, table))
-    measures = ", ".join(aggregates.select_items(dialect, table))
-    return (
-        f"SELECT b, COUNT(*) AS n, SUM({hi}) AS hi, SUM({lo}) AS lo, {measures} "
-        f"FROM ({inner}) AS r GROUP BY b"
-    )
+    """Rows and checksum per bucket of a relation."""
+    inner = _hashed(dialect, relation, table, [], fenced=True)
+    return f"SELECT b, COUNT(*) AS n, {fp.checksum_sums(dialect)} FROM ({inner}) AS r GROUP BY b"
 
 
-def _hashed(dialect: str, relation: str, table: Table, values: list[str]) -> str:
+def _hashed(dialect: str, relation: str, table: Table, values: list[str], fenced: bool = False) -> str:
     """Each row's hash h, key k (h itself without a key), bucket b, and the values asked for.
 
     A single integer key is its own k and buckets by modulo, sparing a second hash per row.
+    Fenced, PostgreSQL keeps both levels as subqueries (OFFSET 0): flattened, it would copy h's
+    expression into each reference (an MD5 of the row per reference: h and b of a table without a
+    key), and it would estimate a group per key, so sort the whole table to group it rather than
+    hash 4,096 buckets.
     """
     keys = key_columns(table)
     items = [f"{fp.row_hash(dialect, table.columns)} AS h", *values]
@@ -122,7 +123,9 @@ def _hashed(dialect: str, relation: str, table: Table, values: list[str]) -> str
         outer = [fp.bucket_of(dialect, "k") + " AS b"]
     else:  # rows are their own key
         outer = [fp.bucket_of(dialect, "h") + " AS b", "h AS k"]
-    return f"SELECT *, {', '.join(outer)} FROM (SELECT {', '.join(items)} FROM {relation}) AS x"
+    fence = " OFFSET 0" if fenced and dialect == "postgres" else ""
+    inner = f"SELECT {', '.join(items)} FROM {relation}{fence}"
+    return f"SELECT *, {', '.join(outer)} FROM ({inner}) AS x{fence}"
 
 
 def _raw(dialect: str, table: Table) -> list[str]:
@@ -142,7 +145,7 @@ def key_columns(table: Table) -> tuple[Column, ...]:
 
 
 def read_buckets(result: pa.Table) -> Buckets:
-    """Bucket query results as {bucket: (rows, checksum)} (aggregates are read by rollup)."""
+    """Bucket query results as {bucket: (rows, checksum)}."""
     out: Buckets = {}
     for b, n, hi, lo in zip(*(result.column(i).to_pylist() for i in range(4)), strict=True):
         out[int(b)] = (int(n), fp.combine(n, hi, lo).checksum)
@@ -156,17 +159,29 @@ def differing(source: Buckets, target: Buckets) -> list[int]:
 
 def hashes_sql(dialect: str, relation: str, table: Table, buckets: list[int]) -> str:
     """The key and row hash of every row in some buckets."""
-    inner = _hashed(dialect, relation, table, [])
-    return f"SELECT k, h FROM ({inner}) AS z WHERE b IN ({_listed(buckets)})"
+    inner = _hashed(dialect, _in_buckets(dialect, relation, table, buckets), table, [])
+    return f"SELECT k, h FROM ({inner}) AS z"
 
 
 def rows_sql(dialect: str, relation: str, table: Table, buckets: list[int], keys: list[Any]) -> str:
     """Some rows of some buckets, by key: key, hash, and each column's value and canonical text."""
     columns = [f"c{i}" for i in range(len(table.columns))] + [f"t{i}" for i in range(len(table.columns))]
-    inner = _hashed(dialect, relation, table, _raw(dialect, table))
+    inner = _hashed(dialect, _in_buckets(dialect, relation, table, buckets), table, _raw(dialect, table))
     wanted = ", ".join(_literal(k) for k in keys)
-    where = f"b IN ({_listed(buckets)}) AND k IN ({wanted})"
-    return f"SELECT k, h, {', '.join(columns)} FROM ({inner}) AS z WHERE {where}"
+    return f"SELECT k, h, {', '.join(columns)} FROM ({inner}) AS z WHERE k IN ({wanted})"
+
+
+def _in_buckets(dialect: str, relation: str, table: Table, buckets: list[int]) -> str:
+    """The relation's rows in some buckets, as a subquery: filtered before any row's hash is made.
+
+    (DuckDB hashes every row first when the filter is on the hashed subquery's b.)
+    """
+    keys = key_columns(table)
+    if len(keys) == 1 and keys[0].canonical in _INTEGERS:
+        bucket = _MODULO[dialect].format(k=fp.quote(dialect, keys[0].name), n=PRIME_BUCKETS)
+    else:  # as _hashed buckets them: by the hash of the key, or of the whole row
+        bucket = fp.bucket_of(dialect, fp.row_hash(dialect, keys or table.columns))
+    return f"(SELECT * FROM {relation} WHERE {bucket} IN ({_listed(buckets)})) AS f"
 
 
 def _listed(buckets: list[int]) -> str:
@@ -260,29 +275,43 @@ def drill_buckets(wrong: list[int], source: Buckets, target: Buckets) -> list[in
 
 
 def diff_table(table: Table, source: Side, target: Side, tolerance: float) -> TableDiff:
-    """Compare a table bucket by bucket on both sides at once, then read the differing buckets."""
+    """Compare a table bucket by bucket on both sides at once, then measure and read what differs."""
     with ThreadPoolExecutor(max_workers=2) as pool:
-        sides = [pool.submit(q, bucket_sql(d, r, t)) for d, r, q, t in (source, target)]
-        results = [s.result() for s in sides]
-        src, tgt = (read_buckets(r) for r in results)
-        measured = [aggregates.rollup(table, r.to_pylist()) for r in results]
-        totals = {
-            "source": total(src), "target": total(tgt),
-            "aggregates": aggregates.compare(table, measured[0], measured[1], tolerance),
-        }  # fmt: skip
+        src, tgt = (read_buckets(r) for r in _on_both(pool, (source, target), bucket_sql)[0])
         wrong = differing(src, tgt)
-        if not wrong:
-            return TableDiff(**totals, buckets=0, rows=[], complete=True)
+        if not wrong:  # equal rows have equal aggregates (liftshift.aggregates): none to measure
+            return TableDiff(source=total(src), target=total(tgt), aggregates=[], buckets=0, rows=[],
+                             complete=True)  # fmt: skip
         drilled = drill_buckets(wrong, src, tgt)
-        hashes = [pool.submit(q, hashes_sql(d, r, t, drilled)) for d, r, q, t in (source, target)]
-        found = find_rows(table, hashes[0].result(), hashes[1].result())
+        hashed = partial(hashes_sql, buckets=drilled)
+        measured, hashes = _on_both(pool, (source, target), aggregates.aggregate_sql, hashed)
+        found = find_rows(table, hashes[0], hashes[1])
         keys = sorted({k for _, k, _ in found}, key=str)
         rows: list[RowDifference] = []
         if keys:  # none when the rows changed between the scans
-            detail = [pool.submit(q, rows_sql(d, r, t, drilled, keys)) for d, r, q, t in (source, target)]
-            rows = describe_rows(table, found, detail[0].result(), detail[1].result())
+            sql = partial(rows_sql, buckets=drilled, keys=keys)
+            (detail,) = _on_both(pool, (source, target), sql)
+            rows = describe_rows(table, found, detail[0], detail[1])
+    ours, theirs = (aggregates.read(table, m) for m in measured)
     complete = len(drilled) == len(wrong) and len(found) < MAX_ROWS_REPORTED
-    return TableDiff(**totals, buckets=len(wrong), rows=rows, complete=complete)
+    return TableDiff(
+        source=total(src), target=total(tgt), aggregates=aggregates.compare(table, ours, theirs, tolerance),
+        buckets=len(wrong), rows=rows, complete=complete,
+    )  # fmt: skip
+
+
+def _on_both(pool: ThreadPoolExecutor, sides: tuple[Side, Side], *queries: SqlFor) -> list[list[Any]]:
+    """Run the queries on both sides at once, in turn on each side: [[source, target] per query].
+
+    A query for which a side's SQL is None gives None.
+    """
+
+    def one(side: Side) -> list[Any]:
+        dialect, relation, query, stored = side
+        return [None if (sql := make(dialect, relation, stored)) is None else query(sql) for make in queries]
+
+    ours, theirs = (f.result() for f in [pool.submit(one, side) for side in sides])
+    return [[a, b] for a, b in zip(ours, theirs, strict=True)]
 
 
 def total(buckets: Buckets) -> Fingerprint:

@@ -12,6 +12,7 @@ from liftshift import diff, quality
 from liftshift.aggregates import AggregateDifference
 from liftshift.connectors import opened
 from liftshift.connectors.base import Column, Fingerprint, Source, Table, Target, TargetColumn
+from liftshift.connectors.postgres import PostgresSource
 from liftshift.connectors.postgres_target import PostgresTarget
 from liftshift.diff import RowDifference
 from liftshift.ledger import Ledger
@@ -110,8 +111,8 @@ def compare_table(
     try:
         found = diff.diff_table(
             shared,
-            (source.dialect, source.relation(shared), source.query, shared),
-            (target.dialect, target.relation(shared), target.query, stored),
+            (source.dialect, source.relation(shared), _scan(source), shared),
+            (target.dialect, target.relation(shared), _scan(target), stored),
             tolerance,
         )
     except Exception as exc:  # noqa: BLE001 - one table's engine error must not lose the others
@@ -120,6 +121,11 @@ def compare_table(
         return _verdict(table, failed, Fingerprint(0, 0), Fingerprint(0, 0), 0, False), [], []
     line = _verdict(table, issues, found.source, found.target, found.buckets, found.complete)
     return line, found.rows, found.aggregates
+
+
+def _scan(side: Source | Target) -> diff.Query:
+    """How to run a side's whole-table scans: PostgreSQL's may use parallel workers."""
+    return side.scan if isinstance(side, PostgresSource) else side.query
 
 
 def _verdict(

@@ -66,6 +66,13 @@ INSERT INTO wide VALUES (1, 1.50, 1.5, 1), (2, -0.000123, NULL, NULL),
   (5, 0, NULL, NULL);
 """
 
+# Decimals whose text ends in zeros: each engine trims a fraction's, never an integer's.
+ZEROS = """
+CREATE TABLE zeros (id bigint PRIMARY KEY, n0 numeric(10,0), n2 numeric(12,2), n4 numeric(20,4));
+INSERT INTO zeros VALUES (1, 100, 100.00, 1000.0000), (2, -10, -0.50, 10.5000), (3, 0, 0, 0.0001),
+  (4, 1000000, 1.05, -100.1000), (5, 9999999990, 10.10, 0.0010);
+"""
+
 
 @pytest.fixture
 def source(pg_url: str) -> Iterator[PostgresSource]:
@@ -73,6 +80,7 @@ def source(pg_url: str) -> Iterator[PostgresSource]:
         conn.execute(EDGE_TABLE)
         conn.execute(MORE_TYPES)
         conn.execute(WIDE_NUMBERS)
+        conn.execute(ZEROS)
     src = PostgresSource(pg_url)
     yield src
     src.close()
@@ -91,7 +99,7 @@ def target(request, tmp_path, bq_endpoint, pg_admin_url) -> Iterator[Target]:
     opened.close()
 
 
-@pytest.mark.parametrize(("name", "rows"), [("edge", 5), ("more", 4)])
+@pytest.mark.parametrize(("name", "rows"), [("edge", 5), ("more", 4), ("zeros", 5)])
 def test_edge_values_land_exactly_and_fingerprints_agree(source, target, name, rows):
     (table,) = source.catalog([name])
     target.prepare(table)
@@ -187,6 +195,13 @@ def test_queries_read_intervals_in_the_iso_8601_style_the_session_uses(source):
         {"i": timedelta(days=365 + 60 - 3, hours=4, minutes=5, seconds=6, microseconds=1),
          "j": timedelta(seconds=-1.5)}
     ]  # fmt: skip
+
+
+def test_a_scan_may_go_parallel_and_leaves_the_session_as_it_was(source):
+    sql = "SELECT current_setting('parallel_tuple_cost') AS cost"
+    default = source.query(sql).to_pylist()
+    assert source.scan(sql).to_pylist() == [{"cost": "0.001"}]  # rows costly to compute: worth workers
+    assert source.query(sql).to_pylist() == default != [{"cost": "0.001"}]
 
 
 def test_catalog_describes_keys_types_and_references(pg_url):
