@@ -53,7 +53,7 @@ class ChunkCopy:
     ) -> None:  # fmt: skip
         self.plan, self.ledger, self.client, self.table = plan, ledger, client, table
         self.snapshot_id, self.writers = snapshot_id, writers
-        self.native = native_proof(writers[0].dialect, plan.transfer.verify)
+        self.native = native_proof(writers[0].dialect, plan.transfer.verify, table)
         self.events: queue.Queue[tuple[str, ChunkRecord, Any]] = queue.Queue()
         self.free: queue.Queue[Target] = queue.Queue()
         for writer in writers:

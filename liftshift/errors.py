@@ -13,5 +13,9 @@ class ConnectError(LiftshiftError):
     """A source, target or ledger could not be reached."""
 
 
+class SourceReadError(LiftshiftError):
+    """Reading rows from PostgreSQL failed: the server's or psql's message, secrets removed."""
+
+
 class UnsupportedTypeError(LiftshiftError):
     """A column's type has no mapping to the target."""

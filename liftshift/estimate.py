@@ -75,12 +75,13 @@ def probe(
     inside PostgreSQL.
     """
     data, read = _timed(lambda: _read_sample(source, table, rows, verify))
+    native = native_proof(target.dialect, verify, table)
     if verify == "source":
         sample = f"(SELECT * FROM {source.relation(table)} LIMIT {int(rows)}) AS sample"
         sql = fp.fingerprint_sql("postgres", sample, table.columns, None)
         _, hashed = _timed(lambda: source.conn.execute(sql).fetchone())
     else:
-        _, hashed = _timed(lambda: arrow_fingerprint(table, data, native_proof(target.dialect, verify)))
+        _, hashed = _timed(lambda: arrow_fingerprint(table, data, native))
     scratch = replace(table, ref=TableRef(table.ref.schema, scratch_name(table.name)))
     key = integer_key(table)
     key_range = KeyRange(key) if key else None
@@ -88,7 +89,6 @@ def probe(
         target.prepare(scratch)
         try:
             _, written = _timed(lambda: target.write(scratch, data, key_range))
-            native = native_proof(target.dialect, verify)
             _, checked = _timed(lambda: load_fingerprint(target, scratch, key_range, native))
         finally:
             target.drop(scratch)
@@ -105,7 +105,7 @@ def probe(
 
 def _read_sample(source: PostgresSource, table: Table, rows: int, verify: str) -> pa.Table:
     """The first rows rows, read the way transfer reads a chunk (liftshift.extract.extract_chunk)."""
-    psql = psql_program()
+    psql = psql_program(source.url)
     if psql and verify == "extract":
         return read_with_psql(psql, source.url, source.schema, table, f"LIMIT {int(rows)}")
     return source.read_sample(table, rows)
@@ -129,8 +129,9 @@ def estimate(
     chunks = max(1, math.ceil(rows / plan.transfer.chunk_rows))
     streams = max(1, min(plan.transfer.max_source_connections, workers))
     reading, writing = read.seconds(rows, chunks), write.seconds(rows, chunks)
-    # Workers read chunks in parallel while the driver writes them one after another.
-    seconds = max(reading / streams, writing) + reading / chunks
+    writers = max(1, min(plan.transfer.target_writers, chunks))
+    # Workers read chunks in parallel while the driver's writers land them, several at once.
+    seconds = max(reading / streams, writing / writers) + reading / chunks
     bq_bytes = round(bigquery_bytes(table, data) * rows / max(data.num_rows, 1))
     prices = plan.prices
     scanned = VALIDATION_PASSES * max(bq_bytes, MIN_QUERY_BYTES)

