@@ -8,6 +8,7 @@ loop costs a third of psycopg's CPU per row; other reads (delta rows, keys) thro
 parallel, so each is parsed whole on its worker's own thread.
 """
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -104,13 +105,14 @@ def psql_copy(psql: str, url: str, statements: list[str], table: Table) -> pa.Ta
 
 
 def _widen(pipe: int) -> None:
-    """Give a pipe 1 MiB (Linux's default limit) instead of 64 KiB: a sixteenth of the reads."""
-    try:
+    """Give a pipe 1 MiB (Linux's default limit) instead of 64 KiB: a sixteenth of the reads.
+
+    Where that cannot be done (not Linux, a lower limit), the pipe stays as it is: it only costs
+    more reads."""
+    with contextlib.suppress(ImportError, OSError):
         import fcntl  # noqa: PLC0415 - POSIX only
 
         fcntl.fcntl(pipe, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
-    except (ImportError, OSError):
-        pass  # a smaller pipe only costs more reads
 
 
 def _read_type(arrow: pa.DataType) -> pa.DataType:
