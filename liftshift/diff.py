@@ -275,29 +275,37 @@ def drill_buckets(wrong: list[int], source: Buckets, target: Buckets) -> list[in
 
 
 def diff_table(table: Table, source: Side, target: Side, tolerance: float) -> TableDiff:
-    """Compare a table bucket by bucket on both sides at once, then measure and read what differs."""
+    """Compare a table bucket by bucket on both sides at once, then read (and measure) what differs."""
+    sides = (source, target)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        src, tgt = (read_buckets(r) for r in _on_both(pool, (source, target), bucket_sql)[0])
+        src, tgt = (read_buckets(r) for r in _on_both(pool, sides, bucket_sql)[0])
         wrong = differing(src, tgt)
         if not wrong:  # equal rows have equal aggregates (liftshift.aggregates): none to measure
             return TableDiff(source=total(src), target=total(tgt), aggregates=[], buckets=0, rows=[],
                              complete=True)  # fmt: skip
         drilled = drill_buckets(wrong, src, tgt)
-        hashed = partial(hashes_sql, buckets=drilled)
-        measured, hashes = _on_both(pool, (source, target), aggregates.aggregate_sql, hashed)
+        (hashes,) = _on_both(pool, sides, partial(hashes_sql, buckets=drilled))
         found = find_rows(table, hashes[0], hashes[1])
+        complete = len(drilled) == len(wrong) and len(found) < MAX_ROWS_REPORTED
         keys = sorted({k for _, k, _ in found}, key=str)
         rows: list[RowDifference] = []
         if keys:  # none when the rows changed between the scans
-            sql = partial(rows_sql, buckets=drilled, keys=keys)
-            (detail,) = _on_both(pool, (source, target), sql)
+            (detail,) = _on_both(pool, sides, partial(rows_sql, buckets=drilled, keys=keys))
             rows = describe_rows(table, found, detail[0], detail[1])
+        # Every differing row listed says all the aggregates could; where rows are too many to
+        # list, the aggregates sum up the whole table's differences, column by column.
+        measured = [] if complete else _measure(pool, table, sides, tolerance)
+    return TableDiff(source=total(src), target=total(tgt), aggregates=measured, buckets=len(wrong), rows=rows,
+                     complete=complete)  # fmt: skip
+
+
+def _measure(
+    pool: ThreadPoolExecutor, table: Table, sides: tuple[Side, Side], tolerance: float
+) -> list[AggregateDifference]:
+    """The column aggregates that differ, measured on both sides at once."""
+    (measured,) = _on_both(pool, sides, aggregates.aggregate_sql)
     ours, theirs = (aggregates.read(table, m) for m in measured)
-    complete = len(drilled) == len(wrong) and len(found) < MAX_ROWS_REPORTED
-    return TableDiff(
-        source=total(src), target=total(tgt), aggregates=aggregates.compare(table, ours, theirs, tolerance),
-        buckets=len(wrong), rows=rows, complete=complete,
-    )  # fmt: skip
+    return aggregates.compare(table, ours, theirs, tolerance)
 
 
 def _on_both(pool: ThreadPoolExecutor, sides: tuple[Side, Side], *queries: SqlFor) -> list[list[Any]]:

@@ -165,13 +165,20 @@ def test_an_identical_copy_of_edge_values_has_no_differences(source, target, nam
 
 def test_column_aggregates_name_the_column_and_floats_get_a_tolerance(source, target):
     def edit(data: pa.Table) -> pa.Table:
-        data = plant(data, 3, ["n", "d"])  # 1.10 → 1.11; 2000-02-29 → 03-01
-        return plant(data, 3, ["f8"])  # 0.1 → the next float down: within the tolerance
+        for row in range(100, 160 + diff.MAX_ROWS_REPORTED):  # more than the report lists, not min or max
+            data = plant(data, row, ["n"])  # the last of 9 decimal places, one step up
+        return plant(data, 7, ["x"])  # the next float: within the tolerance
 
-    _, rows, measured = land_measured(source, target, "edge", edit)
-    assert [c.column for c in rows[0].columns] == ["n", "f8", "d"]
-    found = {(a.column, a.measure, Decimal(a.source), Decimal(a.target)) for a in measured}
-    assert found == {("n", "sum", Decimal("10000000002.08"), Decimal("10000000002.09"))}
+    line, rows, measured = land_measured(source, target, "sums", edit)
+    assert not line.passed and len(rows) == diff.MAX_ROWS_REPORTED
+    assert [(a.column, a.measure) for a in measured] == [("n", "sum")]
+    (n_sum,) = measured
+    assert Decimal(n_sum.target) - Decimal(n_sum.source) == (60 + diff.MAX_ROWS_REPORTED) * Decimal("1e-9")
+
+
+def test_aggregates_are_not_measured_when_every_differing_row_is_listed(source, target):
+    _, rows, measured = land_measured(source, target, "edge", lambda data: plant(data, 3, ["n", "d"]))
+    assert [c.column for c in rows[0].columns] == ["n", "d"] and measured == []
 
 
 def test_integer_keys_in_steps_still_spread_over_the_buckets(source):

@@ -27,6 +27,12 @@ class DuckDBTarget:
             self.conn = duckdb.connect(path)
         except duckdb.Error as exc:
             raise ConnectError(f"cannot open DuckDB file {path}: {exc}; check target.url") from None
+        # Chunks land as separate appends, each ending in a part-filled row group. DuckDB's vacuum
+        # would merge those at the next checkpoint by rewriting nearly every row group: 2.2 CPU-s
+        # and 120 MB of dead file per 5M rows. Left as they are, they cost scans almost nothing.
+        self.conn.execute("SET max_vacuum_tasks = 0")
+        # Rows need no order inside a table; keeping it serialises part of each insert.
+        self.conn.execute("SET preserve_insertion_order = false")
 
     def close(self) -> None:
         """Close the database."""
