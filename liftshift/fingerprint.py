@@ -7,9 +7,10 @@ IEEE-754 binary64 bits, or NaN; booleans t/f; strings as they are; bytes as lowe
 days since 1970-01-01; times and timestamps as the 16 hex digits of their microseconds since
 midnight or since 2000-01-01 (in UTC for an instant); JSON as compact text. In PostgreSQL a column's
 cast (liftshift.types.Mapping.cast) is applied first, as the COPY that reads it does.
-A range's checksum is the sum of its rows' hashes modulo 2**64: BigQuery and DuckDB sum the two
-32-bit halves separately so neither overflows; PostgreSQL sums the 64 bits as one signed int8,
-exactly (in numeric), which is the same sum modulo 2**64. combine() folds either into it.
+A range's checksum is the sum of its rows' hashes modulo 2**64: BigQuery sums the two 32-bit halves
+separately so neither overflows; PostgreSQL sums the 64 bits as one signed int8, exactly (in
+numeric), and DuckDB as one unsigned, in a HUGEINT: the same sum modulo 2**64. combine() folds any
+of them into it.
 All three rule sets live in this one file because they must agree: change them together.
 """
 
@@ -110,13 +111,16 @@ _HASH = {
     "bigquery": "TO_HEX(MD5({row}))",
     "duckdb": "md5({row})",
 }
-_HALF = {
-    "bigquery": "CAST(CONCAT('0x', SUBSTR(h, {start}, 8)) AS INT64)",
-    "duckdb": "CAST('0x' || substr(h, {start}, 8) AS BIGINT)",
+# BigQuery sums the hash's two 32-bit halves apart, so neither sum overflows an INT64. PostgreSQL sums
+# the 64 bits as one int8 (its sum is exact, in numeric), from one reference to h: PostgreSQL copies
+# a subquery's expression into every reference to it, so two halves of an unfenced h would be two
+# MD5s of the row. DuckDB sums them unsigned into a 128-bit HUGEINT: one conversion, not two.
+_BQ_HALF = "CAST(CONCAT('0x', SUBSTR(h, {start}, 8)) AS INT64)"
+_SUMS = {
+    "postgres": "0 AS hi, SUM(('x' || substr(h, 1, 16))::bit(64)::int8) AS lo",
+    "duckdb": "0 AS hi, SUM(CAST('0x' || substr(h, 1, 16) AS UBIGINT)) AS lo",
+    "bigquery": f"SUM({_BQ_HALF.format(start=1)}) AS hi, SUM({_BQ_HALF.format(start=9)}) AS lo",
 }
-# One reference to h: PostgreSQL copies a subquery's expression into every reference to it, so two
-# halves of an unfenced h would be two MD5s of the row; and one bit-string conversion, not two.
-_PG_SUMS = "0 AS hi, SUM(('x' || substr(h, 1, 16))::bit(64)::int8) AS lo"
 _QUOTE = {"postgres": '"', "bigquery": "`", "duckdb": '"'}
 
 
@@ -256,7 +260,4 @@ def bucket_of(dialect: str, hex_hash: str) -> str:
 
 def checksum_sums(dialect: str) -> str:
     """SQL for the sums hi and lo over a hex hash column named h, which combine() folds."""
-    if dialect == "postgres":
-        return _PG_SUMS
-    hi, lo = _HALF[dialect].format(start=1), _HALF[dialect].format(start=9)
-    return f"SUM({hi}) AS hi, SUM({lo}) AS lo"
+    return _SUMS[dialect]
