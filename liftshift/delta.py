@@ -157,10 +157,10 @@ def sync_table(
 
 
 def key_ranges(plan: Plan, source: Source, table: Table) -> tuple[list[KeyRange | None], int]:
-    """The transfer's key ranges for the table as it is now, and its row count."""
+    """The transfer's key ranges for the table as it is now, and about how many rows it has."""
     key = integer_key(table)
     bounds = source.key_bounds(table, key) if key else None
-    rows = source.row_count(table)
+    rows = source.planned_rows(table)
     return plan_chunks(key, bounds, rows, plan.transfer.chunk_rows), rows
 
 

@@ -187,7 +187,7 @@ def _copy_table(
     """Copy one table: every chunk reads the snapshot the driver exports and holds open."""
     t0, target = time.perf_counter(), writers[0]
     with source.exported_snapshot() as snapshot_id:
-        rows = source.row_count(table)
+        rows = source.planned_rows(table)
         records = _chunk_records(plan, ledger, source, table, rows)
         target.prepare(table)
         done_rows = sum(r.rows or 0 for r in records if r.state == "done")

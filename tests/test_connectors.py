@@ -189,6 +189,17 @@ def test_a_sample_reads_as_a_range_does_and_a_dropped_table_is_gone(source, targ
     target.drop(table)  # nothing left to drop is not an error
 
 
+def test_planned_rows_scale_the_last_analyze_to_the_size_now_and_count_a_table_never_analyzed(source):
+    with psycopg.connect(source.url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE grows (id bigint PRIMARY KEY, pad text)")
+        conn.execute("INSERT INTO grows SELECT g, repeat('x', 50) FROM generate_series(1, 3000) g")
+        (grows,) = source.catalog(["grows"])
+        assert source.planned_rows(grows) == 3000  # never analyzed: counted
+        conn.execute("ANALYZE grows")
+        conn.execute("INSERT INTO grows SELECT g, repeat('x', 50) FROM generate_series(3001, 9000) g")
+    assert 8500 <= source.planned_rows(grows) <= 9500  # 3,000 rows' pages, then three times as many
+
+
 def test_queries_read_intervals_in_the_iso_8601_style_the_session_uses(source):
     sql = "SELECT interval '1 year 2 months -3 days 04:05:06.000001' AS i, interval '-1.5 seconds' AS j"
     assert source.query(sql).to_pylist() == [
