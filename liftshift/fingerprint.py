@@ -28,7 +28,8 @@ _JSON_COMPACT = "regexp_replace({c}::jsonb::text, '(\"(?:[^\"\\\\]|\\\\.)*\")|\\
 # (its payload is not data). Exact, keeps -0 and ±Infinity, and in PostgreSQL a seventh of the cost
 # of printing 17 digits, which was the dearest text of a row. BigQuery cannot see a float's bits, so
 # it computes them: the exponent from LOG, corrected by one where LOG rounded across a power of two,
-# then the fraction, exact because scaling by a power of two is.
+# then the fraction, exact because scaling by a power of two is; sign and exponent print as 3 hex
+# digits, the fraction as 13, so no INT64 ever holds the sign bit.
 _PG_FLOAT = "CASE WHEN {c}::float8 = 'NaN' THEN 'NaN' ELSE encode(float8send({c}::float8), 'hex') END"
 _DUCK_FLOAT = (
     "CASE WHEN isnan({c}) THEN 'NaN' ELSE printf('%016x', CAST(CAST({c}::DOUBLE AS BIT) AS UBIGINT)) END"
@@ -37,19 +38,15 @@ _BQ_ABS = "ABS({c})"
 _BQ_E0 = f"CAST(FLOOR(LOG({_BQ_ABS}, 2)) AS INT64)"
 _BQ_M0 = f"({_BQ_ABS} / POW(2.0, {_BQ_E0}))"
 _BQ_EXP = f"({_BQ_E0} + CASE WHEN {_BQ_M0} >= 2 THEN 1 WHEN {_BQ_M0} < 1 THEN -1 ELSE 0 END)"
-_BQ_FRACTION = (  # below 2**-1022 a float is subnormal: no implicit leading 1, exponent field 0
-    f"IF({_BQ_EXP} < -1022, CAST({_BQ_ABS} * POW(2.0, 1022) * POW(2.0, 52) AS INT64), "
-    f"CAST(({_BQ_ABS} / POW(2.0, {_BQ_EXP}) - 1) * POW(2.0, 52) AS INT64))"
-)
-_BQ_HIGH = (
-    f"(IF({{c}} < 0, 2147483648, 0) + IF({_BQ_EXP} < -1022, 0, {_BQ_EXP} + 1023) * 1048576"
-    f" + DIV({_BQ_FRACTION}, 4294967296))"
-)
+_BQ_BITS = "FORMAT('%03x%013x', IF({{c}} < 0, 2048, 0) + {field}, CAST({fraction} * POW(2.0, 52) AS INT64))"
+_BQ_NORMAL = _BQ_BITS.format(field=f"{_BQ_EXP} + 1023", fraction=f"({_BQ_ABS} / POW(2.0, {_BQ_EXP}) - 1)")
+# Below 2**-1022 a float is subnormal: its exponent field is 0, its fraction has no leading 1.
+_BQ_SUBNORMAL = _BQ_BITS.format(field=0, fraction=f"{_BQ_ABS} * POW(2.0, 1022)")
 _BQ_FLOAT = (
     "CASE WHEN IS_NAN({c}) THEN 'NaN' WHEN {c} = CAST('inf' AS FLOAT64) THEN '7ff0000000000000' "
     "WHEN {c} = CAST('-inf' AS FLOAT64) THEN 'fff0000000000000' "
     "WHEN {c} = 0 THEN IF(IEEE_DIVIDE(1, {c}) < 0, '8000000000000000', '0000000000000000') "
-    f"ELSE FORMAT('%08x%08x', {_BQ_HIGH}, MOD({_BQ_FRACTION}, 4294967296)) END"
+    f"WHEN {_BQ_ABS} < 2.2250738585072014e-308 THEN {_BQ_SUBNORMAL} ELSE {_BQ_NORMAL} END"
 )
 # Times and timestamps as the 16 hex digits of their microseconds (two's complement) since midnight,
 # or since 2000-01-01 00:00 (UTC for an instant): PostgreSQL's own binary form, a third of the cost of
