@@ -15,6 +15,7 @@ import math
 from liftshift import fingerprint as fp
 from liftshift.connectors.base import Chunk, CtidRange, KeyRange, Source, Table
 from liftshift.ledger import ChunkRecord
+from liftshift.plan import TransferSpec
 from liftshift.types import Canonical
 
 _INTEGER_KEYS = (Canonical.INT16, Canonical.INT32, Canonical.INT64)
@@ -37,6 +38,24 @@ def key_types(table: Table) -> tuple[Canonical, ...] | None:
            for c in columns):  # fmt: skip
         return None
     return tuple(c.canonical for c in columns)
+
+
+MIN_CHUNK_ROWS = 10_000  # below this, a chunk's fixed costs (a connection, a transaction) dominate
+UNSIZED_CHUNK_ROWS = 250_000  # for a table whose size the catalog does not know
+
+
+def chunk_rows_for(spec: TransferSpec, table: Table, rows: int) -> int:
+    """Rows per chunk: the plan's chunk_rows if set, else as many as hold about chunk_bytes of the table.
+
+    Why bytes: a fixed row count makes chunks of wide rows huge (memory) and of narrow ones small
+    (a connection and a transaction per few megabytes). Bytes per row count the table's indexes
+    and TOAST too, which errs towards smaller chunks.
+    """
+    if spec.chunk_rows:
+        return spec.chunk_rows
+    if rows <= 0 or table.total_bytes <= 0:
+        return UNSIZED_CHUNK_ROWS
+    return max(MIN_CHUNK_ROWS, round(spec.chunk_bytes * rows / table.total_bytes))
 
 
 def plan_chunks(

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
+from liftshift.chunking import chunk_rows_for, integer_key, plan_chunks
 from liftshift.connectors import opened
 from liftshift.connectors.base import KeyRange, Source, Table, Target
 from liftshift.errors import PlanError
@@ -23,7 +24,7 @@ from liftshift.ledger import Ledger, Watermark
 from liftshift.plan import Plan
 from liftshift.redact import redact
 from liftshift.report import GateResult, StageReport
-from liftshift.transfer import Progress, integer_key, plan_chunks
+from liftshift.transfer import Progress
 from liftshift.watermarks import current_mark, rows_at_mark_unchanged, watermarked
 
 
@@ -161,7 +162,7 @@ def key_ranges(plan: Plan, source: Source, table: Table) -> tuple[list[KeyRange 
     key = integer_key(table)
     bounds = source.key_bounds(table, key) if key else None
     rows = source.planned_rows(table)
-    return plan_chunks(key, bounds, rows, plan.transfer.chunk_rows), rows
+    return plan_chunks(key, bounds, rows, chunk_rows_for(plan.transfer, table, rows)), rows
 
 
 def reconcile(source: Source, target: Target, table: Table, ranges: list[KeyRange | None]) -> _Reconciled:

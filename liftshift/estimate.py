@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from liftshift import fingerprint as fp
 from liftshift.assess_report import Estimate
-from liftshift.chunking import integer_key
+from liftshift.chunking import chunk_rows_for, integer_key
 from liftshift.connectors.base import KeyRange, Table, TableRef, Target
 from liftshift.connectors.postgres import PostgresSource, read_with_psql
 from liftshift.errors import ConnectError, LiftshiftError
@@ -126,7 +126,7 @@ def estimate(
     large, data = probe(source, target, table, plan.assess.sample_rows, verify)
     read = Cost.fit(small.source_seconds, small.rows, large.source_seconds, large.rows)
     write = Cost.fit(small.target_seconds, small.rows, large.target_seconds, large.rows)
-    chunks = max(1, math.ceil(rows / plan.transfer.chunk_rows))
+    chunks = max(1, math.ceil(rows / chunk_rows_for(plan.transfer, table, rows)))
     streams = max(1, min(plan.transfer.max_source_connections, workers))
     reading, writing = read.seconds(rows, chunks), write.seconds(rows, chunks)
     writers = max(1, min(plan.transfer.target_writers, chunks))

@@ -55,7 +55,9 @@ class ValidateSpec(_Strict):
 class TransferSpec(_Strict):
     """How transfer splits and paces the copy."""
 
-    chunk_rows: int = Field(250_000, gt=0)
+    # Rows per chunk; unset, as many as hold about chunk_bytes of the table as PostgreSQL stores it.
+    chunk_rows: int | None = Field(None, gt=0)
+    chunk_bytes: int = Field(64 * 2**20, gt=0)
     max_source_connections: int = Field(2, gt=0)
     target_writers: int = Field(2, gt=0)  # chunks written into the target at once, each on its own connection
     # table -> the column whose value grows with every change to a row (e.g. updated_at)
@@ -63,6 +65,11 @@ class TransferSpec(_Strict):
     # Where each chunk's checksum at extract is computed (liftshift.extract explains the choice).
     verify: Literal["extract", "source"] = "extract"
     dask_address: str | None = None  # a running scheduler; LIFTSHIFT_DASK_ADDRESS overrides it
+
+    @field_validator("chunk_bytes", mode="before")
+    @classmethod
+    def _size(cls, value: int | str) -> int:
+        return parse_size(value)
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)

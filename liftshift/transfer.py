@@ -9,7 +9,7 @@ from distributed import Client
 from pydantic import BaseModel, ConfigDict
 
 from liftshift.chunkcopy import ChunkCopy
-from liftshift.chunking import from_record, integer_key, plan_chunks, plan_table, to_record
+from liftshift.chunking import chunk_rows_for, from_record, integer_key, plan_chunks, plan_table, to_record
 from liftshift.cluster import dask_client
 from liftshift.connectors import open_source, open_target
 from liftshift.connectors.base import CtidRange, Source, Table, Target, staging
@@ -167,7 +167,7 @@ def _chunk_records(plan: Plan, ledger: Ledger, source: Source, table: Table, row
         records = [replace(r, state="pending") for r in records]
         ledger.save_chunks(plan.name, records)
         return records
-    chunks = plan_table(source, table, rows, plan.transfer.chunk_rows)
+    chunks = plan_table(source, table, rows, chunk_rows_for(plan.transfer, table, rows))
     records = [to_record(table, i, chunk) for i, chunk in enumerate(chunks)]
     ledger.save_chunks(plan.name, records)  # one transaction: a kill never leaves half a plan
     return records

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from liftshift import transfer
-from liftshift.chunking import from_record, plan_table, to_record
+from liftshift.chunking import MIN_CHUNK_ROWS, chunk_rows_for, from_record, plan_table, to_record
 from liftshift.connectors import open_target
 from liftshift.connectors.base import CtidRange, KeyRange, staging
 from liftshift.connectors.postgres import PostgresSource
@@ -87,6 +87,22 @@ def test_every_key_shape_is_chunked_copied_exactly_and_a_rerun_never_doubles(
     (keyless,) = PostgresSource(shapes).catalog(["keyless"])
     assert target.columns(staging(keyless, 0)) == []  # staging tables are gone after assembly
     target.close()
+
+
+def test_chunks_hold_about_chunk_bytes_of_the_table_unless_the_plan_fixes_their_rows(shapes, tmp_path):
+    with psycopg.connect(shapes, autocommit=True) as conn:  # rows of ~1 KB and of ~40 bytes
+        rows = "FROM generate_series(1, 40000) g"
+        conn.execute(f"CREATE TABLE wide AS SELECT g AS id, repeat('w', 1000) AS pad {rows}")
+        conn.execute(f"CREATE TABLE narrow AS SELECT g AS id {rows}")
+    source = PostgresSource(shapes)
+    narrow, wide = source.catalog(["wide", "narrow"])  # in name order
+    spec = write_plan(tmp_path, shapes, "duckdb:///w.duckdb", transfer={"chunk_bytes": "4MiB"}).transfer
+    wide_rows, narrow_rows = (chunk_rows_for(spec, t, source.row_count(t)) for t in (wide, narrow))
+    assert wide_rows == MIN_CHUNK_ROWS  # 4 MiB of 1 KB rows is 4,000 rows: raised to the least
+    assert narrow_rows == round(4 * 2**20 * 40000 / narrow.total_bytes) and narrow_rows > 40000
+    fixed = write_plan(tmp_path, shapes, "duckdb:///w.duckdb", transfer={"chunk_rows": 123}).transfer
+    assert chunk_rows_for(fixed, wide, 40000) == 123
+    source.close()
 
 
 def test_chunk_boundaries_survive_the_ledger_and_cover_the_table(shapes):
