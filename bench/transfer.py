@@ -11,7 +11,9 @@ over the process tree (this driver, its workers, psql), leaving out PostgreSQL a
 BigQuery endpoint, which are the source and the target, not liftshift.
 """
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -116,6 +118,9 @@ def timed_transfer(folder: Path, url: str, target: str, workers: int) -> tuple[f
 
 def main(rows: int, bigquery: bool) -> None:
     folder = Path(tempfile.mkdtemp(prefix="liftshift-bench-"))
+    # Registered before PostgreSQL starts, so it runs after the server's own exit handler stops it:
+    # each run leaves gigabytes (the table, its copies, the local BigQuery endpoint's data).
+    atexit.register(shutil.rmtree, folder, True)
     url = start_postgres(folder / "pg")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(TABLE.format(rows=rows))

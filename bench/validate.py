@@ -8,6 +8,8 @@ insert, a delete, a NULL where '' was). Prints seconds, the ratio to the floor a
 this process and its children but PostgreSQL's (DuckDB runs inside this process).
 """
 
+import atexit
+import shutil
 import sys
 import tempfile
 import time
@@ -61,6 +63,9 @@ def timed_compare(plan: Plan) -> tuple[float, int, bool]:
 
 def main(rows: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="liftshift-bench-validate-"))
+    # Registered before PostgreSQL starts, so it runs after the server's own exit handler stops it:
+    # each run leaves gigabytes (the table, its copies, the local BigQuery endpoint's data).
+    atexit.register(shutil.rmtree, folder, True)
     url = start_postgres(folder / "pg")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(TABLE.format(rows=rows))
