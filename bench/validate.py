@@ -2,10 +2,10 @@
 
 Creates the transfer benchmark's table (ROWS rows, default 5,000,000; `python bench/validate.py
 1000000`) in an embedded PostgreSQL, copies it into DuckDB with liftshift, then measures in the
-same run: `COPY … TO STDOUT (FORMAT binary)` (the floor); validating the identical copy (every
-row's fingerprint, both sides at once); and finding five planted differences (two updates, an
-insert, a delete, a NULL where '' was). Prints seconds, the ratio to the floor and peak RSS of
-this process and its children but PostgreSQL's (DuckDB runs inside this process).
+same run, each the best of two: `COPY … TO STDOUT (FORMAT binary)` (the floor); validating the
+identical copy (every row's fingerprint, both sides at once); and finding five planted differences
+(two updates, an insert, a delete, a NULL where '' was). Prints seconds, the ratio to the floor
+and peak RSS of this process and its children but PostgreSQL's (DuckDB runs inside this process).
 """
 
 import atexit
@@ -61,6 +61,13 @@ def timed_compare(plan: Plan) -> tuple[float, int, bool]:
         target.close()
 
 
+def best_of_two(plan: Plan) -> tuple[float, int, bool]:
+    """timed_compare twice, as the floor is measured: the faster run, which found what the other did."""
+    first, second = timed_compare(plan), timed_compare(plan)
+    assert first[1:] == second[1:], (first, second)
+    return min(first, second)
+
+
 def main(rows: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="liftshift-bench-validate-"))
     # Registered before PostgreSQL starts, so it runs after the server's own exit handler stops it:
@@ -70,10 +77,10 @@ def main(rows: int) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(TABLE.format(rows=rows))
     plan = copied_plan(folder, url)
-    floor = copy_floor(url)
-    print(f"rows: {rows:,}   floor (binary COPY): {floor:.2f} s")
+    floor = min(copy_floor(url) for _ in range(2))
+    print(f"rows: {rows:,}   floor (binary COPY, best of two): {floor:.2f} s")
     with PeakRss() as rss:
-        seconds, found, passed = timed_compare(plan)
+        seconds, found, passed = best_of_two(plan)
     assert passed and found == 0
     print(f"identical copy: {seconds:.2f} s, {seconds / floor:.2f}x the floor, "
           f"peak RSS {rss.peak / 2**20:.0f} MB")  # fmt: skip
@@ -82,7 +89,7 @@ def main(rows: int) -> None:
         target.query(statement.format(rows=rows))
     target.close()
     with PeakRss() as rss:
-        seconds, found, passed = timed_compare(plan)
+        seconds, found, passed = best_of_two(plan)
     assert not passed and found == len(PLANTED), found
     print(f"5 planted differences found: {seconds:.2f} s, {seconds / floor:.2f}x the floor, "
           f"peak RSS {rss.peak / 2**20:.0f} MB")  # fmt: skip

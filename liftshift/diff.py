@@ -1,12 +1,12 @@
 """Find the rows that differ between source and target: bucketed fingerprints, then the rows.
 
-Rows are put in buckets: 4,093 by a single integer key modulo that prime, else 4,096 by the hash
-of their key (of the whole row when the table has no key), so one scan per side, pushed down as
-SQL, says which buckets differ whatever the key's type or shape. Then only the differing buckets
-are read again: first each row's key and hash (at most DRILL_ROWS rows), which names the
-differing keys, then the full rows of at most MAX_ROWS_REPORTED keys with each column's
-canonical text, which names the differing columns. Range bisection (data-diff's way) needs an
-orderable key and a round trip per level; buckets need neither.
+Rows are put in buckets: a single integer key's own ranges or the key modulo a prime
+(liftshift.intbuckets), else 4,096 by the hash of their key (of the whole row when the table has no
+key), so one scan per side, pushed down as SQL, says which buckets differ whatever the key's type or
+shape. Then only the differing buckets are read again: first each row's key and hash (at most
+DRILL_ROWS rows), which names the differing keys, then the full rows of at most MAX_ROWS_REPORTED
+keys with each column's canonical text, which names the differing columns. Range bisection (data-
+diff's way) needs an orderable key and a round trip per level; buckets need neither.
 """
 
 import re
@@ -19,10 +19,11 @@ from typing import Any
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
-from liftshift import aggregates
+from liftshift import aggregates, intbuckets
 from liftshift import fingerprint as fp
 from liftshift.aggregates import AggregateDifference
 from liftshift.connectors.base import Column, Fingerprint, Table
+from liftshift.intbuckets import MODULO, Layout
 from liftshift.report import shown
 from liftshift.types import Canonical as C
 
@@ -33,13 +34,6 @@ _HEX = re.compile(r"[0-9a-f]{32}")
 
 Query = Callable[[str], pa.Table]
 _INTEGERS = (C.INT16, C.INT32, C.INT64)
-PRIME_BUCKETS = 4093  # integer keys modulo a prime, so keys in steps of 8 or 2**12 still spread
-# Every engine's modulo truncates toward zero, so negative keys are lifted into 0…n-1 alike.
-_MODULO = {
-    "postgres": "((({k}) % {n}) + {n}) % {n}",
-    "bigquery": "MOD(MOD({k}, {n}) + {n}, {n})",
-    "duckdb": "((({k}) % {n}) + {n}) % {n}",
-}
 Buckets = dict[int, tuple[int, int]]  # bucket → (rows, checksum)
 # How to reach one side: dialect, relation, a query function, and the table as that side stores it
 Side = tuple[str, str, Query, Table]
@@ -98,16 +92,19 @@ class TableDiff(BaseModel):
     complete: bool  # every differing bucket was read, so rows lists every difference (up to the cap)
 
 
-def bucket_sql(dialect: str, relation: str, table: Table) -> str:
+def bucket_sql(dialect: str, relation: str, table: Table, layout: Layout = MODULO) -> str:
     """Rows and checksum per bucket of a relation."""
-    inner = _hashed(dialect, relation, table, [], fenced=True)
+    inner = _hashed(dialect, relation, table, [], layout, fenced=True)
     return f"SELECT b, COUNT(*) AS n, {fp.checksum_sums(dialect)} FROM ({inner}) AS r GROUP BY b"
 
 
-def _hashed(dialect: str, relation: str, table: Table, values: list[str], fenced: bool = False) -> str:
+def _hashed(
+    dialect: str, relation: str, table: Table, values: list[str], layout: Layout, fenced: bool = False
+) -> str:
     """Each row's hash h, key k (h itself without a key), bucket b, and the values asked for.
 
-    A single integer key is its own k and buckets by modulo, sparing a second hash per row.
+    A single integer key is its own k and buckets by layout (liftshift.intbuckets), sparing a
+    second hash per row.
     Fenced, PostgreSQL keeps both levels as subqueries (OFFSET 0): flattened, it would copy h's
     expression into each reference (an MD5 of the row per reference: h and b of a table without a
     key), and it would estimate a group per key, so sort the whole table to group it rather than
@@ -117,7 +114,7 @@ def _hashed(dialect: str, relation: str, table: Table, values: list[str], fenced
     items = [f"{fp.row_hash(dialect, table.columns)} AS h", *values]
     if len(keys) == 1 and keys[0].canonical in _INTEGERS:
         items.append(f"{fp.quote(dialect, keys[0].name)} AS k")
-        outer = [_MODULO[dialect].format(k="k", n=PRIME_BUCKETS) + " AS b"]
+        outer = [layout.bucket(dialect, "k") + " AS b"]
     elif keys:
         items.append(f"{fp.row_hash(dialect, keys)} AS k")
         outer = [fp.bucket_of(dialect, "k") + " AS b"]
@@ -157,31 +154,35 @@ def differing(source: Buckets, target: Buckets) -> list[int]:
     return sorted(b for b in source.keys() | target.keys() if source.get(b) != target.get(b))
 
 
-def hashes_sql(dialect: str, relation: str, table: Table, buckets: list[int]) -> str:
+def hashes_sql(dialect: str, relation: str, table: Table, buckets: list[int], layout: Layout) -> str:
     """The key and row hash of every row in some buckets."""
-    inner = _hashed(dialect, _in_buckets(dialect, relation, table, buckets), table, [])
+    inner = _hashed(dialect, _in_buckets(dialect, relation, table, buckets, layout), table, [], layout)
     return f"SELECT k, h FROM ({inner}) AS z"
 
 
-def rows_sql(dialect: str, relation: str, table: Table, buckets: list[int], keys: list[Any]) -> str:
+def rows_sql(
+    dialect: str, relation: str, table: Table, buckets: list[int], keys: list[Any], layout: Layout
+) -> str:
     """Some rows of some buckets, by key: key, hash, and each column's value and canonical text."""
     columns = [f"c{i}" for i in range(len(table.columns))] + [f"t{i}" for i in range(len(table.columns))]
-    inner = _hashed(dialect, _in_buckets(dialect, relation, table, buckets), table, _raw(dialect, table))
+    selected = _in_buckets(dialect, relation, table, buckets, layout)
+    inner = _hashed(dialect, selected, table, _raw(dialect, table), layout)
     wanted = ", ".join(_literal(k) for k in keys)
     return f"SELECT k, h, {', '.join(columns)} FROM ({inner}) AS z WHERE k IN ({wanted})"
 
 
-def _in_buckets(dialect: str, relation: str, table: Table, buckets: list[int]) -> str:
+def _in_buckets(dialect: str, relation: str, table: Table, buckets: list[int], layout: Layout) -> str:
     """The relation's rows in some buckets, as a subquery: filtered before any row's hash is made.
 
     (DuckDB hashes every row first when the filter is on the hashed subquery's b.)
     """
     keys = key_columns(table)
     if len(keys) == 1 and keys[0].canonical in _INTEGERS:
-        bucket = _MODULO[dialect].format(k=fp.quote(dialect, keys[0].name), n=PRIME_BUCKETS)
+        selected = layout.select(dialect, fp.quote(dialect, keys[0].name), buckets)
     else:  # as _hashed buckets them: by the hash of the key, or of the whole row
         bucket = fp.bucket_of(dialect, fp.row_hash(dialect, keys or table.columns))
-    return f"(SELECT * FROM {relation} WHERE {bucket} IN ({_listed(buckets)})) AS f"
+        selected = f"{bucket} IN ({_listed(buckets)})"
+    return f"(SELECT * FROM {relation} WHERE {selected}) AS f"
 
 
 def _listed(buckets: list[int]) -> str:
@@ -276,27 +277,38 @@ def drill_buckets(wrong: list[int], source: Buckets, target: Buckets) -> list[in
 
 def diff_table(table: Table, source: Side, target: Side, tolerance: float) -> TableDiff:
     """Compare a table bucket by bucket on both sides at once, then read (and measure) what differs."""
-    sides = (source, target)
+    sides, layout = (source, target), _layout(table, source)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        src, tgt = (read_buckets(r) for r in _on_both(pool, sides, bucket_sql)[0])
+        src, tgt = (read_buckets(r) for r in _on_both(pool, sides, partial(bucket_sql, layout=layout))[0])
         wrong = differing(src, tgt)
         if not wrong:  # equal rows have equal aggregates (liftshift.aggregates): none to measure
             return TableDiff(source=total(src), target=total(tgt), aggregates=[], buckets=0, rows=[],
                              complete=True)  # fmt: skip
         drilled = drill_buckets(wrong, src, tgt)
-        (hashes,) = _on_both(pool, sides, partial(hashes_sql, buckets=drilled))
+        (hashes,) = _on_both(pool, sides, partial(hashes_sql, buckets=drilled, layout=layout))
         found = find_rows(table, hashes[0], hashes[1])
         complete = len(drilled) == len(wrong) and len(found) < MAX_ROWS_REPORTED
         keys = sorted({k for _, k, _ in found}, key=str)
         rows: list[RowDifference] = []
         if keys:  # none when the rows changed between the scans
-            (detail,) = _on_both(pool, sides, partial(rows_sql, buckets=drilled, keys=keys))
+            (detail,) = _on_both(pool, sides, partial(rows_sql, buckets=drilled, keys=keys, layout=layout))
             rows = describe_rows(table, found, detail[0], detail[1])
         # Every differing row listed says all the aggregates could; where rows are too many to
         # list, the aggregates sum up the whole table's differences, column by column.
         measured = [] if complete else _measure(pool, table, sides, tolerance)
     return TableDiff(source=total(src), target=total(tgt), aggregates=measured, buckets=len(wrong), rows=rows,
                      complete=complete)  # fmt: skip
+
+
+def _layout(table: Table, source: Side) -> Layout:
+    """How a single integer key buckets rows (liftshift.intbuckets), from the source's key bounds."""
+    keys = key_columns(table)
+    if len(keys) != 1 or keys[0].canonical not in _INTEGERS:
+        return MODULO
+    dialect, relation, query, _ = source
+    key = fp.quote(dialect, keys[0].name)
+    low, high = query(f"SELECT MIN({key}) AS low, MAX({key}) AS high FROM {relation}").to_pylist()[0].values()
+    return intbuckets.layout(None if low is None else (int(low), int(high)), table.row_estimate)
 
 
 def _measure(

@@ -12,7 +12,7 @@ import psycopg
 import pyarrow as pa
 import pytest
 
-from liftshift import aggregates, diff
+from liftshift import aggregates, diff, intbuckets
 from liftshift.connectors import TARGETS
 from liftshift.connectors.base import Target
 from liftshift.connectors.postgres import PostgresSource
@@ -179,6 +179,37 @@ def test_column_aggregates_name_the_column_and_floats_get_a_tolerance(source, ta
 def test_aggregates_are_not_measured_when_every_differing_row_is_listed(source, target):
     _, rows, measured = land_measured(source, target, "edge", lambda data: plant(data, 3, ["n", "d"]))
     assert [c.column for c in rows[0].columns] == ["n", "d"] and measured == []
+
+
+def test_dense_integer_keys_bucket_by_range_and_every_difference_is_still_found(source, target):
+    with psycopg.connect(source.url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE dense (id bigint PRIMARY KEY, v text)")
+        conn.execute("INSERT INTO dense SELECT g, 'v' || g FROM generate_series(-1000, 4999) g ORDER BY g")
+        conn.execute("ANALYZE dense")
+    (dense,) = source.catalog(["dense"])
+    layout = diff._layout(dense, ("postgres", source.relation(dense), source.query, dense))
+    assert layout == intbuckets.Ranges(-1000, 4999, 2)
+
+    def edit(data: pa.Table) -> pa.Table:
+        data = plant(plant(data, 0, ["v"]), 3000, ["v"])  # ids -1000 (the first bucket) and 2000
+        far = pa.table({"id": [10**15, -(10**15)], "v": ["far", "far"]}, schema=data.schema)
+        return pa.concat_tables([data.slice(0, data.num_rows - 1), far])  # 4999 missing; beyond both ends
+
+    line, rows = land(source, target, "dense", edit)
+    assert not line.passed
+    assert {(r.key["id"], r.kind) for r in rows} == {
+        ("-1000", "changed"), ("2000", "changed"), ("4999", "missing in target"),
+        (str(10**15), "extra in target"), (str(-(10**15)), "extra in target"),
+    }  # fmt: skip
+
+
+def test_keys_filling_less_than_half_their_span_keep_modulo_buckets_and_ranges_merge_neighbours():
+    assert intbuckets.layout((1, 10_000), 4_000) is intbuckets.MODULO  # sparse: ranges could be uneven
+    assert intbuckets.layout(None, 100) is intbuckets.MODULO  # an empty table
+    ranges = intbuckets.layout((1, 10_000), 5_000)
+    assert ranges == intbuckets.Ranges(1, 10_000, 3) and ranges.last == 3333
+    selected = ranges.select("postgres", "k", [0, 1, 2, 7, 3333])  # the ends are open
+    assert selected == "((k < 10) OR (k >= 22 AND k < 25) OR (k >= 10000))"
 
 
 def test_integer_keys_in_steps_still_spread_over_the_buckets(source):
