@@ -1,12 +1,12 @@
 """Column aggregates of a whole table (non-null count, min, max, sum), measured and compared.
 
-They sum up differences too many to list, so liftshift.diff measures them only when more rows differ
-than the report lists row by row. Where every row's hash agrees, every canonical value does, and
-the measures can differ by nothing but the engines' float arithmetic, which compare() tolerates;
-where the differing rows are all listed, with each differing column and both values, the measures
-would only restate them. Either way a scan of both sides is spared. Distinct
-counts are not among them: PostgreSQL has no approximate distinct count, and an exact one is a
-sort of every column.
+They sum up differences too many to list, so liftshift.diff measures them only when it could not
+list every differing row (more than it reports, or buckets more or larger than it reads). Where
+every row's hash agrees, every canonical value does, and the measures can differ by nothing but the
+engines' float arithmetic, which compare() tolerates; where the differing rows are all listed, with
+each differing column and both values, the measures would only restate them. Either way a scan of
+both sides is spared. Distinct counts are not among them: PostgreSQL has no approximate distinct
+count, and an exact one is a sort of every column.
 """
 
 import math

@@ -40,7 +40,7 @@ def key_types(table: Table) -> tuple[Canonical, ...] | None:
     return tuple(c.canonical for c in columns)
 
 
-MIN_CHUNK_ROWS = 10_000  # below this, a chunk's fixed costs (a connection, a transaction) dominate
+MIN_CHUNK_ROWS = 1_000  # below this, a chunk's fixed costs (a connection, a transaction) dominate
 UNSIZED_CHUNK_ROWS = 250_000  # for a table whose size the catalog does not know
 
 

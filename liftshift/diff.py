@@ -29,6 +29,9 @@ from liftshift.types import Canonical as C
 
 MAX_DRILL_BUCKETS = 64  # buckets read row by row; beyond that the report is a sample
 DRILL_ROWS = 200_000  # rows whose key and hash are read from the differing buckets, at most
+# A bucket read row by row holds at most this many rows, even alone: an end bucket of key ranges
+# (liftshift.intbuckets) can hold every row beyond the source's keys.
+MAX_BUCKET_ROWS = 10 * DRILL_ROWS
 MAX_ROWS_REPORTED = 50
 _HEX = re.compile(r"[0-9a-f]{32}")
 
@@ -263,11 +266,14 @@ def _key(table: Table, row: dict[str, Any]) -> dict[str, str | None]:
 
 
 def drill_buckets(wrong: list[int], source: Buckets, target: Buckets) -> list[int]:
-    """The first differing buckets, as many as hold at most DRILL_ROWS rows (at least one)."""
+    """The first differing buckets, as many as hold at most DRILL_ROWS rows (at least one, if one holds
+    at most MAX_BUCKET_ROWS)."""
     chosen: list[int] = []
     rows = 0
     for b in wrong[:MAX_DRILL_BUCKETS]:
         size = max(source.get(b, (0, 0))[0], target.get(b, (0, 0))[0])
+        if size > MAX_BUCKET_ROWS:
+            continue
         if chosen and rows + size > DRILL_ROWS:
             break
         chosen.append(b)

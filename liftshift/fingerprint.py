@@ -19,6 +19,10 @@ from decimal import Decimal
 from liftshift.connectors.base import Chunk, Column, CtidRange, Fingerprint, KeyRange
 from liftshift.types import Canonical as C
 
+# Which canonical text checksums were made with: stored with each validation, so monitor never
+# compares checksums of two formats. 2: floats and timestamps in hex, columns joined by '|'.
+CANONICAL_VERSION = 2
+
 _TRIM_ZEROS = "REGEXP_REPLACE(REGEXP_REPLACE({t}, {q}(\\.\\d*?)0+$', {q}\\1'), {q}\\.$', '')"
 # One pass: a fraction's trailing zeros go, and the point with them when nothing else is left of it
 # (text without a point, a scale-0 decimal's, is left alone). ~40% cheaper in DuckDB than two passes.
@@ -35,7 +39,8 @@ _DUCK_FLOAT = (
     "CASE WHEN isnan({c}) THEN 'NaN' ELSE printf('%016x', CAST(CAST({c}::DOUBLE AS BIT) AS UBIGINT)) END"
 )
 _BQ_ABS = "ABS({c})"
-_BQ_E0 = f"CAST(FLOOR(LOG({_BQ_ABS}, 2)) AS INT64)"
+# At most 1023: LOG(x, 2) of the largest doubles rounds to 1024, and POW(2, 1024) overflows.
+_BQ_E0 = f"LEAST(CAST(FLOOR(LOG({_BQ_ABS}, 2)) AS INT64), 1023)"
 _BQ_M0 = f"({_BQ_ABS} / POW(2.0, {_BQ_E0}))"
 _BQ_EXP = f"({_BQ_E0} + CASE WHEN {_BQ_M0} >= 2 THEN 1 WHEN {_BQ_M0} < 1 THEN -1 ELSE 0 END)"
 _BQ_BITS = "FORMAT('%03x%013x', IF({{c}} < 0, 2048, 0) + {field}, CAST({fraction} * POW(2.0, 52) AS INT64))"

@@ -21,6 +21,8 @@ _MODULO = {
 }
 # The parentheses inside DIV too: the local BigQuery endpoint turns DIV(a - b, w) into a - b // w.
 _DIVIDE = {"postgres": "({x}) / {w}", "bigquery": "DIV(({x}), {w})", "duckdb": "({x}) // {w}"}
+# Keys widened to 64 bits before any arithmetic: a smallint's span can overflow a smallint.
+_WIDE = {"postgres": "({k})::int8", "bigquery": "{k}", "duckdb": "CAST({k} AS BIGINT)"}
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class Ranges:
 
     def bucket(self, dialect: str, key: str) -> str:
         """SQL for the bucket of a key expression: clamped first, so nothing can overflow."""
-        clamped = f"LEAST(GREATEST({key}, {self.low}), {self.high})"
+        clamped = f"LEAST(GREATEST({_WIDE[dialect].format(k=key)}, {self.low}), {self.high})"
         return _DIVIDE[dialect].format(x=f"{clamped} - ({self.low})", w=self.width)
 
     def select(self, dialect: str, key: str, buckets: list[int]) -> str:

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from liftshift import fingerprint as fp
 from liftshift.connectors import opened
 from liftshift.errors import PlanError
 from liftshift.ledger import Ledger
@@ -54,6 +55,11 @@ def run(plan: Plan, ledger: Ledger) -> MonitorReport:
     validation = ledger.latest_report(plan.name, "validate")
     if validation is None:
         raise PlanError(f"plan '{plan.name}' has no validation yet; run validate first")
+    if validation.body.get("fingerprint", 1) != fp.CANONICAL_VERSION:  # reports before it was stored: 1
+        raise PlanError(
+            f"the latest validation of plan '{plan.name}' made its checksums with an older liftshift, "
+            "whose fingerprints this one cannot reproduce; run validate again, then monitor"
+        )
     validated = {t["table"]: t for t in validation.body["tables"]}
     with opened(plan) as (source, target):
         tables = [t for t in source.catalog(plan.tables) if t.name in validated]

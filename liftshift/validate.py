@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from liftshift import diff, quality
+from liftshift import fingerprint as fp
 from liftshift.aggregates import AggregateDifference
 from liftshift.connectors import opened
 from liftshift.connectors.base import Column, Fingerprint, Source, Table, Target, TargetColumn
@@ -34,7 +35,7 @@ class TableValidation(BaseModel):
     target_rows: int
     source_checksum: str
     target_checksum: str
-    differing_buckets: int = 0  # of 4,096 buckets by key hash
+    differing_buckets: int = 0  # of about 4,096 (liftshift.diff)
     complete: bool = True  # every differing row was read (not only a sample of the buckets)
 
 
@@ -45,6 +46,7 @@ class ValidateReport(StageReport):
     differences: list[RowDifference] = []  # rows found in the differing buckets, per table
     aggregates: list[AggregateDifference] = []  # column measures that differ, per table
     expectations: list[ExpectationOutcome] = []
+    fingerprint: int = fp.CANONICAL_VERSION  # the canonical text its checksums were made with
 
     def items(self) -> list[BaseModel]:
         """One line per table."""

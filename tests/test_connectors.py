@@ -198,6 +198,11 @@ def test_planned_rows_scale_the_last_analyze_to_the_size_now_and_count_a_table_n
         conn.execute("ANALYZE grows")
         conn.execute("INSERT INTO grows SELECT g, repeat('x', 50) FROM generate_series(3001, 9000) g")
     assert 8500 <= source.planned_rows(grows) <= 9500  # 3,000 rows' pages, then three times as many
+    with psycopg.connect(source.url, autocommit=True) as conn:  # analyzed empty, then filled
+        conn.execute("DELETE FROM grows")
+        conn.execute("ANALYZE grows")
+        conn.execute("INSERT INTO grows SELECT g, repeat('x', 50) FROM generate_series(1, 5000) g")
+    assert source.planned_rows(grows) == 5000  # no rows per page to scale: counted
 
 
 def test_queries_read_intervals_in_the_iso_8601_style_the_session_uses(source):

@@ -4,9 +4,11 @@ from dataclasses import replace
 
 import pytest
 
-from liftshift import lifecycle
+from liftshift import lifecycle, monitor
 from liftshift.connectors import open_target
 from liftshift.demo import seed
+from liftshift.errors import PlanError
+from liftshift.fingerprint import CANONICAL_VERSION
 from liftshift.ledger import Ledger
 from tests.conftest import DEMO_ACCEPT, REPO, bigquery_url, write_plan
 
@@ -44,6 +46,14 @@ def test_all_six_stages_pass_and_a_hand_edited_row_fails_validate(demo_plan):
     assert drift.gate.passed  # monitor compares with the latest validation, which saw the edit
     page = validated.path.with_suffix(".html").read_text(encoding="utf-8")
     assert "&#x27;edited&#x27;" in page and "Anmerkung № 7" in page and "http" not in page
+
+    # A validation stored by a liftshift whose fingerprints differed (before the field existed):
+    # monitor says to validate again rather than report every table as drifted.
+    older = ledger.latest_report(demo_plan.name, "validate")
+    assert older is not None and older.body["fingerprint"] == CANONICAL_VERSION
+    ledger.save_report(demo_plan.name, "validate", older.passed, {**older.body, "fingerprint": 1})
+    with pytest.raises(PlanError, match="run validate again, then monitor"):
+        monitor.run(demo_plan, ledger)
 
 
 def test_the_validation_notebook_shows_the_differing_row(demo_plan, monkeypatch):

@@ -96,10 +96,10 @@ def test_chunks_hold_about_chunk_bytes_of_the_table_unless_the_plan_fixes_their_
         conn.execute(f"CREATE TABLE narrow AS SELECT g AS id {rows}")
     source = PostgresSource(shapes)
     narrow, wide = source.catalog(["wide", "narrow"])  # in name order
-    spec = write_plan(tmp_path, shapes, "duckdb:///w.duckdb", transfer={"chunk_bytes": "4MiB"}).transfer
+    spec = write_plan(tmp_path, shapes, "duckdb:///w.duckdb", transfer={"chunk_bytes": "512KiB"}).transfer
     wide_rows, narrow_rows = (chunk_rows_for(spec, t, source.row_count(t)) for t in (wide, narrow))
-    assert wide_rows == MIN_CHUNK_ROWS  # 4 MiB of 1 KB rows is 4,000 rows: raised to the least
-    assert narrow_rows == round(4 * 2**20 * 40000 / narrow.total_bytes) and narrow_rows > 40000
+    assert wide_rows == MIN_CHUNK_ROWS  # 512 KiB of 1 KB rows is ~500 rows: raised to the least
+    assert narrow_rows == round(2**19 * 40000 / narrow.total_bytes) and narrow_rows > 10000
     fixed = write_plan(tmp_path, shapes, "duckdb:///w.duckdb", transfer={"chunk_rows": 123}).transfer
     assert chunk_rows_for(fixed, wide, 40000) == 123
     source.close()

@@ -7,6 +7,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+import duckdb
 import numpy as np
 import psycopg
 import pyarrow as pa
@@ -208,6 +209,8 @@ def test_keys_filling_less_than_half_their_span_keep_modulo_buckets_and_ranges_m
     assert intbuckets.layout(None, 100) is intbuckets.MODULO  # an empty table
     ranges = intbuckets.layout((1, 10_000), 5_000)
     assert ranges == intbuckets.Ranges(1, 10_000, 3) and ranges.last == 3333
+    smallint = intbuckets.Ranges(-1, 32767, 8).bucket("duckdb", "k")  # widened: 32767 - -1 fits
+    assert duckdb.sql(f"SELECT {smallint} FROM (SELECT 32767::SMALLINT AS k)").fetchall() == [(4096,)]
     selected = ranges.select("postgres", "k", [0, 1, 2, 7, 3333])  # the ends are open
     assert selected == "((k < 10) OR (k >= 22 AND k < 25) OR (k >= 10000))"
 

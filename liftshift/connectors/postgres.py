@@ -30,7 +30,7 @@ _SESSION = (
 
 _PLANNED_ROWS = (
     "SELECT (reltuples / relpages * (pg_relation_size(oid) / current_setting('block_size')::int))::int8 "
-    "FROM pg_class WHERE oid = %s::regclass AND relpages > 0 AND reltuples >= 0"
+    "FROM pg_class WHERE oid = %s::regclass AND relpages > 0 AND reltuples > 0"
 )
 _PARALLEL = "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0.001"
 
@@ -284,7 +284,7 @@ class PostgresSource:
 
     def planned_rows(self, table: Table) -> int:
         """About how many rows the table has now, as the planner reckons it (rows per page at the last
-        ANALYZE times pages now); counted exactly when it was never analyzed."""
+        ANALYZE times pages now); counted exactly when it was never analyzed or was empty then."""
         # Not count(*): that reads the whole table (minutes, for a large one) only to size chunks and
         # a progress bar, which need only be near.
         row = self.conn.execute(_PLANNED_ROWS, (self.relation(table),)).fetchone()
