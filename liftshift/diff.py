@@ -291,8 +291,10 @@ def diff_table(table: Table, source: Side, target: Side, tolerance: float) -> Ta
             return TableDiff(source=total(src), target=total(tgt), aggregates=[], buckets=0, rows=[],
                              complete=True)  # fmt: skip
         drilled = drill_buckets(wrong, src, tgt)
-        (hashes,) = _on_both(pool, sides, partial(hashes_sql, buckets=drilled, layout=layout))
-        found = find_rows(table, hashes[0], hashes[1])
+        found = []
+        if drilled:  # none when every differing bucket is too large to read row by row
+            (hashes,) = _on_both(pool, sides, partial(hashes_sql, buckets=drilled, layout=layout))
+            found = find_rows(table, hashes[0], hashes[1])
         complete = len(drilled) == len(wrong) and len(found) < MAX_ROWS_REPORTED
         keys = sorted({k for _, k, _ in found}, key=str)
         rows: list[RowDifference] = []

@@ -177,6 +177,13 @@ def test_column_aggregates_name_the_column_and_floats_get_a_tolerance(source, ta
     assert Decimal(n_sum.target) - Decimal(n_sum.source) == (60 + diff.MAX_ROWS_REPORTED) * Decimal("1e-9")
 
 
+def test_buckets_too_large_to_read_row_by_row_are_summed_up_by_aggregates(source, target, monkeypatch):
+    monkeypatch.setattr(diff, "MAX_BUCKET_ROWS", 0)  # every bucket is too large: none is drilled
+    line, rows, measured = land_measured(source, target, "edge", lambda data: plant(data, 3, ["n"]))
+    assert not line.passed and not line.complete and rows == []
+    assert [(a.column, a.measure) for a in measured] == [("n", "sum")]
+
+
 def test_aggregates_are_not_measured_when_every_differing_row_is_listed(source, target):
     _, rows, measured = land_measured(source, target, "edge", lambda data: plant(data, 3, ["n", "d"]))
     assert [c.column for c in rows[0].columns] == ["n", "d"] and measured == []
