@@ -77,6 +77,15 @@ class PeakRss:
             time.sleep(0.1)
 
 
+def scratch_folder(prefix: str) -> Path:
+    """A temporary folder deleted at exit, after the embedded PostgreSQL in it has stopped."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    # Registered before PostgreSQL starts, so it runs after the server's own exit handler stops it:
+    # each run leaves gigabytes (the table, its copies, the local BigQuery endpoint's data).
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
 def copy_floor(url: str) -> float:
     """Seconds for COPY (FORMAT binary) of the whole table to this process."""
     t0 = time.perf_counter()
@@ -117,10 +126,7 @@ def timed_transfer(folder: Path, url: str, target: str, workers: int) -> tuple[f
 
 
 def main(rows: int, bigquery: bool) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="liftshift-bench-"))
-    # Registered before PostgreSQL starts, so it runs after the server's own exit handler stops it:
-    # each run leaves gigabytes (the table, its copies, the local BigQuery endpoint's data).
-    atexit.register(shutil.rmtree, folder, True)
+    folder = scratch_folder("liftshift-bench-")
     url = start_postgres(folder / "pg")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(TABLE.format(rows=rows))

@@ -8,10 +8,7 @@ identical copy (every row's fingerprint, both sides at once); and finding five p
 and peak RSS of this process and its children but PostgreSQL's (DuckDB runs inside this process).
 """
 
-import atexit
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +23,7 @@ from liftshift.plan import Plan, load_plan
 from liftshift.validate import compare_table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from transfer import TABLE, PeakRss, copy_floor  # noqa: E402 - the transfer benchmark's table, RSS, floor
+from transfer import TABLE, PeakRss, copy_floor, scratch_folder  # noqa: E402 - the transfer benchmark's table, RSS, floor
 
 PLANTED = [  # {rows} is the table's row count: ids run from 1 to it
     "UPDATE bench SET amount = amount + 0.01 WHERE id = 17",
@@ -69,10 +66,7 @@ def best_of_two(plan: Plan) -> tuple[float, int, bool]:
 
 
 def main(rows: int) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="liftshift-bench-validate-"))
-    # Registered before PostgreSQL starts, so it runs after the server's own exit handler stops it:
-    # each run leaves gigabytes (the table, its copies, the local BigQuery endpoint's data).
-    atexit.register(shutil.rmtree, folder, True)
+    folder = scratch_folder("liftshift-bench-validate-")
     url = start_postgres(folder / "pg")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(TABLE.format(rows=rows))

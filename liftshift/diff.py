@@ -184,12 +184,8 @@ def _in_buckets(dialect: str, relation: str, table: Table, buckets: list[int], l
         selected = layout.select(dialect, fp.quote(dialect, keys[0].name), buckets)
     else:  # as _hashed buckets them: by the hash of the key, or of the whole row
         bucket = fp.bucket_of(dialect, fp.row_hash(dialect, keys or table.columns))
-        selected = f"{bucket} IN ({_listed(buckets)})"
+        selected = f"{bucket} IN ({intbuckets.listed(buckets)})"
     return f"(SELECT * FROM {relation} WHERE {selected}) AS f"
-
-
-def _listed(buckets: list[int]) -> str:
-    return ", ".join(str(int(b)) for b in buckets)
 
 
 def _literal(key: Any) -> str:
@@ -311,8 +307,8 @@ def diff_table(table: Table, source: Side, target: Side, tolerance: float) -> Ta
 def _layout(table: Table, source: Side) -> Layout:
     """How a single integer key buckets rows (liftshift.intbuckets), from the source's key bounds."""
     keys = key_columns(table)
-    if len(keys) != 1 or keys[0].canonical not in _INTEGERS:
-        return MODULO
+    if len(keys) != 1 or keys[0].canonical not in _INTEGERS or table.row_estimate <= 0:
+        return MODULO  # not an integer key, or no estimate to judge its density by
     dialect, relation, query, _ = source
     key = fp.quote(dialect, keys[0].name)
     low, high = query(f"SELECT MIN({key}) AS low, MAX({key}) AS high FROM {relation}").to_pylist()[0].values()

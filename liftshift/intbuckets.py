@@ -35,7 +35,7 @@ class Modulo:
 
     def select(self, dialect: str, key: str, buckets: list[int]) -> str:
         """A condition true for the rows in the buckets."""
-        return f"{self.bucket(dialect, key)} IN ({', '.join(str(int(b)) for b in buckets)})"
+        return f"{self.bucket(dialect, key)} IN ({listed(buckets)})"
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,11 @@ def layout(bounds: tuple[int, int] | None, rows: int) -> Layout:
     if span > DENSE * rows:
         return MODULO
     return Ranges(low, high, max(1, -(-span // RANGE_BUCKETS)))
+
+
+def listed(buckets: list[int]) -> str:
+    """Bucket numbers as a SQL list's items."""
+    return ", ".join(str(int(b)) for b in buckets)
 
 
 def _runs(numbers: list[int]) -> list[tuple[int, int]]:
