@@ -14,7 +14,7 @@ class ConnectError(LiftshiftError):
 
 
 class SourceReadError(LiftshiftError):
-    """Reading rows from PostgreSQL failed: the server's or psql's message, secrets removed."""
+    """Reading rows from PostgreSQL failed: the server's or the client's message, secrets removed."""
 
 
 class UnsupportedTypeError(LiftshiftError):

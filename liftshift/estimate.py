@@ -15,10 +15,10 @@ from liftshift import fingerprint as fp
 from liftshift.assess_report import Estimate
 from liftshift.chunking import chunk_rows_for, integer_key
 from liftshift.connectors.base import KeyRange, Table, TableRef, Target
-from liftshift.connectors.postgres import PostgresSource, read_with_psql
+from liftshift.connectors.postgres import PostgresSource, read_binary
 from liftshift.errors import ConnectError, LiftshiftError
 from liftshift.extract import arrow_fingerprint, load_fingerprint, native_proof
-from liftshift.pgread import psql_program
+from liftshift.pgread import binary_copy_ready
 from liftshift.plan import Plan
 from liftshift.redact import redact
 from liftshift.types import target_mapping
@@ -105,9 +105,8 @@ def probe(
 
 def _read_sample(source: PostgresSource, table: Table, rows: int, verify: str) -> pa.Table:
     """The first rows rows, read the way transfer reads a chunk (liftshift.extract.extract_chunk)."""
-    psql = psql_program(source.url)
-    if psql and verify == "extract":
-        return read_with_psql(psql, source.url, source.schema, table, f"LIMIT {int(rows)}")
+    if verify == "extract" and binary_copy_ready(source.url):
+        return read_binary(source.url, source.schema, table, f"LIMIT {int(rows)}")
     return source.read_sample(table, rows)
 
 

@@ -21,8 +21,8 @@ import pyarrow as pa
 from liftshift import fingerprint as fp
 from liftshift.connectors.base import Chunk, Fingerprint, KeyRange, Table, Target
 from liftshift.connectors.duckdb import DuckDBTarget, native_fingerprint_sql, readable
-from liftshift.connectors.postgres import PostgresSource, read_with_psql
-from liftshift.pgread import psql_program
+from liftshift.connectors.postgres import PostgresSource, read_binary
+from liftshift.pgread import binary_copy_ready
 from liftshift.types import Verdict, target_mapping
 
 VERIFY = ("extract", "source")
@@ -73,10 +73,9 @@ def extract_chunk(
     verify: str = "extract", native: bool = False,
 ) -> tuple[pa.Table, Fingerprint]:  # fmt: skip
     """Read a chunk in the exported snapshot and its checksum (runs on a Dask worker)."""
-    psql = psql_program(url)
-    if verify == "extract" and psql:
+    if verify == "extract" and binary_copy_ready(url):
         where = f"WHERE {fp.range_predicate('postgres', chunk)}"
-        data = read_with_psql(psql, url, schema, table, where, snapshot_id)
+        data = read_binary(url, schema, table, where, snapshot_id)
         return data, arrow_fingerprint(table, data, native)
     source = PostgresSource(url, schema)
     try:

@@ -301,43 +301,6 @@ def test_the_plan_names_the_scheduler_chunks_run_on(pg_url, tmp_path, dask_clust
     assert after > before
 
 
-def _fake_psql(folder):
-    """A stand-in for psql that records its arguments and PGPASSWORD, then fails.
-
-    `ps` shows a process's arguments to every user, so what matters is what the real psql would
-    be started with; this records exactly that.
-    """
-    fake = folder / "psql"
-    fake.write_text(f'#!/bin/sh\necho "$@" > {folder}/args\necho "${{PGPASSWORD:-unset}}" > {folder}/env\n'
-                    'echo "could not connect" >&2\nexit 2\n')  # fmt: skip
-    fake.chmod(0o755)
-    return str(fake)
-
-
-def test_psql_gets_the_password_from_its_environment_never_its_command_line(tmp_path, monkeypatch):
-    from liftshift.errors import LiftshiftError
-    from liftshift.pgread import psql_copy
-
-    monkeypatch.delenv("PGPASSWORD", raising=False)
-    url = "postgresql://app:s3cretpw@db.invalid:5432/shop?sslmode=disable"
-    with pytest.raises(LiftshiftError, match="could not connect"):  # one clear error, not a traceback
-        psql_copy(_fake_psql(tmp_path), url, ["COPY t TO STDOUT"], None)  # type: ignore[arg-type]
-    args = (tmp_path / "args").read_text()
-    assert "s3cretpw" not in args and "db.invalid" in args and "sslmode=disable" in args
-    assert (tmp_path / "env").read_text().strip() == "s3cretpw"
-
-
-def test_psql_keeps_a_pgpassword_from_the_environment_and_refuses_command_line_secrets(tmp_path, monkeypatch):
-    from liftshift.pgread import SourceReadError, psql_copy, psql_program
-
-    monkeypatch.setenv("PGPASSWORD", "fromenv")
-    with pytest.raises(SourceReadError):
-        psql_copy(_fake_psql(tmp_path), "postgresql://app@db.invalid/shop", ["SELECT 1"], None)  # type: ignore[arg-type]
-    assert (tmp_path / "env").read_text().strip() == "fromenv"
-    assert psql_program("postgresql://app@db.invalid/shop") is not None
-    assert psql_program("postgresql://app@db.invalid/shop?sslpassword=keypw") is None  # psycopg reads it
-
-
 def test_a_value_duckdb_rounds_on_the_way_in_fails_its_chunk(pg_url, tmp_path):
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE wide (id int PRIMARY KEY, x numeric)")

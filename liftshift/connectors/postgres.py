@@ -18,7 +18,8 @@ from psycopg.types.string import TextLoader
 from liftshift import fingerprint as fp
 from liftshift.connectors.base import Bound, Chunk, Column, Fingerprint, KeyRange, Table, TableRef
 from liftshift.errors import ConnectError, PlanError
-from liftshift.pgread import copy_arrow, projection, psql_copy
+from liftshift.pgbinary import projection
+from liftshift.pgread import binary_copy, copy_arrow
 from liftshift.pgtypes import BUILTIN_RANGES, PgType, map_postgres
 from liftshift.redact import redact
 
@@ -68,24 +69,21 @@ WHERE conrelid = %s AND contype = 'f' AND confrelid <> conrelid
 """
 
 
-def copy_sql(schema: str, table: Table, clause: str) -> str:
-    """The COPY that reads a table's rows (those clause selects) as read_table parses them."""
+def select_sql(schema: str, table: Table, clause: str) -> str:
+    """The SELECT of a table's rows (those clause selects), each column as its wire type."""
     select = ", ".join(projection(c) for c in table.columns)
     relation = f"{fp.quote('postgres', schema)}.{fp.quote('postgres', table.name)}"
-    return f"COPY (SELECT {select} FROM {relation} {clause}) TO STDOUT (FORMAT csv)"
+    return f"SELECT {select} FROM {relation} {clause}"
 
 
-def read_with_psql(
-    psql: str, url: str, schema: str, table: Table, clause: str, snapshot_id: str | None = None
-) -> pa.Table:
-    """The rows clause selects, as read_table reads them but through psql (liftshift.pgread.psql_copy),
+def read_binary(url: str, schema: str, table: Table, clause: str, snapshot_id: str | None = None) -> pa.Table:
+    """The rows clause selects, as read_table reads them but through asyncpg (liftshift.pgread.binary_copy),
     in the exported snapshot if given."""
     statements = [_SESSION]
     if snapshot_id:
         join = pgsql.SQL("SET TRANSACTION SNAPSHOT {}").format(pgsql.Literal(snapshot_id))
         statements += ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", join.as_string()]
-    statements.append(copy_sql(schema, table, clause))
-    return psql_copy(psql, url, statements, table)
+    return binary_copy(url, statements, select_sql(schema, table, clause), table)
 
 
 def connect(url: str) -> psycopg.Connection[Any]:
@@ -236,7 +234,7 @@ class PostgresSource:
         yield from self.read_table(table, key_range).to_batches()
 
     def read_table(self, table: Table, key_range: Chunk) -> pa.Table:
-        """Read a key or ctid range into one Arrow table: CSV COPY parsed with an explicit schema."""
+        """Read a key or ctid range into one Arrow table: binary COPY parsed with an explicit schema."""
         return self._copy(table, f"WHERE {fp.range_predicate('postgres', key_range)}")
 
     def read_sample(self, table: Table, rows: int) -> pa.Table:
@@ -244,7 +242,8 @@ class PostgresSource:
         return self._copy(table, f"LIMIT {int(rows)}")
 
     def _copy(self, table: Table, clause: str) -> pa.Table:
-        return copy_arrow(self.conn, copy_sql(self.schema, table, clause), table)
+        copy = f"COPY ({select_sql(self.schema, table, clause)}) TO STDOUT (FORMAT binary)"
+        return copy_arrow(self.conn, copy, table)
 
     def fingerprint(self, table: Table, key_range: Chunk) -> Fingerprint:
         """Row count and checksum of a key range, computed inside PostgreSQL."""

@@ -1,0 +1,146 @@
+"""Binary COPY read through asyncpg and parsed by liftshift.pgbinary: values exact, bad input refused."""
+
+import asyncio
+import random
+import struct
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from liftshift.connectors.postgres import PostgresSource, read_binary, select_sql
+from liftshift.errors import SourceReadError
+from liftshift.pgbinary import decode
+from liftshift.pgread import binary_copy, binary_copy_ready
+
+# (precision, scale): the int64 kernel (≤ 18 digits, scales 0 to 18), and text cast exactly to
+# decimal128 (19…38 digits) or decimal256.
+_DECIMALS = [(12, 2), (18, 0), (18, 17), (18, 18), (15, 5), (9, 4), (4, 0), (30, 10), (38, 3), (50, 20)]
+
+
+def random_decimal(rng: random.Random, precision: int, scale: int) -> Decimal:
+    """A decimal of up to precision digits, often with trailing zeros, or an edge of the type."""
+    roll = rng.random()
+    if roll < 0.05:
+        return exact((10**precision - 1) * rng.choice((1, -1)), scale)  # the largest
+    if roll < 0.1:
+        return exact(rng.choice((0, 1, -1)), scale)  # zero and the smallest step
+    digits = rng.randint(1, precision)
+    unscaled = rng.randint(0, 10**digits - 1) // 10 ** rng.randint(0, digits - 1) * 10 ** rng.randint(0, 3)
+    unscaled = min(unscaled, 10**precision - 1) * rng.choice((1, -1))
+    return exact(unscaled, scale)
+
+
+def exact(unscaled: int, scale: int) -> Decimal:
+    """unscaled × 10^-scale, whatever the decimal context's precision."""
+    return Decimal(f"{unscaled}e-{scale}")
+
+
+def read_all(url: str, name: str) -> tuple[list[dict[str, object]], list[tuple[object, ...]]]:
+    """A table read by read_binary (as dicts) and by psycopg (as tuples), in key order."""
+    source = PostgresSource(url, "public")
+    try:
+        (table,) = source.catalog([name])
+        data = read_binary(url, "public", table, "ORDER BY 1").to_pylist()
+        rows = source.conn.execute(f"SELECT * FROM {name} ORDER BY 1").fetchall()
+    finally:
+        source.close()
+    return data, rows
+
+
+def test_decimals_of_every_width_and_scale_arrive_exactly(pg_url):
+    rng = random.Random(11)
+    columns = ", ".join(f"d{i} numeric({p},{s})" for i, (p, s) in enumerate(_DECIMALS))
+    rows = [[i] + [random_decimal(rng, p, s) if rng.random() > 0.05 else None for p, s in _DECIMALS]
+            for i in range(3000)]  # fmt: skip
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE decimals (id int PRIMARY KEY, {columns})")
+        with conn.cursor().copy("COPY decimals FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    data, stored = read_all(pg_url, "decimals")
+    assert len(data) == 3000
+    for got, want in zip(data, stored, strict=True):
+        assert list(got.values())[1:] == list(want[1:])
+
+
+def test_every_fixed_width_type_keeps_its_bits(pg_url):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE fixed AS SELECT * FROM (VALUES "
+            "(1, '-32768'::int2, -2147483648, '-9223372036854775808'::int8, '-0'::float4, 'NaN'::float8, "
+            " true, '0001-01-01'::date, '00:00:00'::time, '0001-01-01 00:00:00'::timestamp, "
+            " '1999-12-31 23:59:59.999999+00'::timestamptz, '\\x00ff'::bytea),"
+            "(2, 32767::int2, 2147483647, 9223372036854775807::int8, '-Infinity'::float4, '-0'::float8, "
+            " false, '9999-12-31'::date, '23:59:59.999999'::time, '9999-12-31 23:59:59.999999'::timestamp, "
+            " '2000-01-01 00:00:00.000001+00'::timestamptz, ''::bytea),"
+            "(3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)) AS v"
+        )
+    data, stored = read_all(pg_url, "fixed")
+    for got, want in zip(data, stored, strict=True):
+        values = list(got.values())
+        # == takes -0.0 for 0.0 and never NaN for NaN: floats compare by their bits
+        assert [struct.pack(">d", v) if isinstance(v, float) else v for v in values] == [
+            struct.pack(">d", w) if isinstance(w, float) else w for w in want
+        ]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "says"),
+    [("date", "'infinity'", "±infinity"), ("timestamptz", "'-infinity'", "±infinity"),
+     ("time", "'24:00:00'", "24:00:00"), ("numeric(10,2)", "'NaN'", "NaN")],
+)  # fmt: skip
+def test_a_value_arrow_cannot_hold_is_refused_by_name(pg_url, column, value, says):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE odd AS SELECT 1 AS id, {value}::{column} AS odd_value")
+    with pytest.raises(SourceReadError, match=f"odd_value holds .*{says}"):
+        read_all(pg_url, "odd")
+
+
+def test_a_cut_short_copy_is_an_error_not_a_crash(pg_url):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE cut AS SELECT g AS id, md5(g::text) AS tag FROM generate_series(1, 100) g")
+    source = PostgresSource(pg_url, "public")
+    (table,) = source.catalog(["cut"])
+    sql = f"COPY ({select_sql('public', table, '')}) TO STDOUT (FORMAT binary)"
+    with source.conn.cursor() as cur, cur.copy(sql) as copy:
+        whole = b"".join(bytes(part) for part in copy)
+    source.close()
+    assert decode(whole, table).num_rows == 100
+    for cut in (len(whole) - 1, len(whole) - 3, len(whole) // 2, 21):
+        with pytest.raises(SourceReadError, match="cut short or malformed"):
+            decode(whole[:cut], table)
+    with pytest.raises(SourceReadError, match="not a binary COPY"):
+        decode(b"1,abc\n" * 10, table)
+
+
+def test_which_urls_asyncpg_reads_and_which_go_to_psycopg():
+    assert binary_copy_ready("postgresql://app:pw@db:5432/shop?sslmode=require&application_name=x")
+    assert binary_copy_ready("postgres://app@/shop?host=/var/run/postgresql")
+    assert not binary_copy_ready("host=db dbname=shop user=app")  # key=value: psycopg
+    assert not binary_copy_ready("postgresql://app@db/shop?connect_timeout=5")  # asyncpg would SET it
+    assert not binary_copy_ready("postgresql://app@db/shop?options=-csearch_path%3Dx")
+
+
+def test_an_unreachable_source_says_so_without_its_password(pg_url):
+    with pytest.raises(SourceReadError, match="cannot connect") as raised:
+        binary_copy("postgresql://app:s3cretpw@127.0.0.1:1/shop", [], "SELECT 1", None)  # type: ignore[arg-type]
+    assert "s3cretpw" not in str(raised.value)
+
+
+def test_a_server_error_arrives_as_one_message(pg_url):
+    with pytest.raises(SourceReadError, match="does not exist"):
+        binary_copy(pg_url, [], "SELECT * FROM vanished_table", None)  # type: ignore[arg-type]
+
+
+def test_it_reads_from_inside_a_running_event_loop_as_a_notebook_has(pg_url):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE loop_t AS SELECT g AS id FROM generate_series(1, 5) g")
+    source = PostgresSource(pg_url, "public")
+    (table,) = source.catalog(["loop_t"])
+    source.close()
+
+    async def in_a_loop() -> int:
+        return read_binary(pg_url, "public", table, "").num_rows
+
+    assert asyncio.run(in_a_loop()) == 5
