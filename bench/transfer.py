@@ -7,7 +7,7 @@ with 1 and with 2 Dask workers, and into the local BigQuery endpoint (2 workers;
 `--no-bigquery`). Each transfer is timed with and without starting its Dask cluster; the ratio
 to the floor counts the whole `transfer.run` plus the cluster's start. The cluster is liftshift's
 default (liftshift.cluster.local_cluster: worker threads in this process). Peak RSS is sampled
-over the process tree (this driver, its workers, psql), leaving out PostgreSQL and the local
+over the process tree (this driver and its workers), leaving out PostgreSQL and the local
 BigQuery endpoint, which are the source and the target, not liftshift.
 """
 
