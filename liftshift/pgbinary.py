@@ -30,6 +30,11 @@ _DAYS_1970_TO_2000 = 10_957  # PostgreSQL counts dates and timestamps from 2000-
 _MICROS_1970_TO_2000 = _DAYS_1970_TO_2000 * 86_400 * 1_000_000
 _MICROS_PER_DAY = 86_400 * 1_000_000
 _INT64_DIGITS = 18  # decimals this wide fit an int64 unscaled
+# Values narrower than 64 bits: the walk's int64 is cut to their bits, then read as their type.
+_NARROW = {
+    C.INT16: (np.uint16, np.int16), C.INT32: (np.uint32, np.int32), C.FLOAT32: (np.uint32, np.float32),
+    C.DATE: (np.uint32, np.int32),
+}  # fmt: skip
 
 # Canonical type: (wire type, bytes of a value; 0 when variable).
 _WIRE = {
@@ -69,10 +74,11 @@ def decode(data: bytes | bytearray, table: Table) -> pa.Table:
         return schema.empty_table()
     buf = np.frombuffer(data, np.uint8)
     widths = np.array([_width(c) for c in table.columns], np.int64)
-    rows = _count(buf, _body_start(data), widths) if len(data) >= len(_SIGNATURE) + 8 else -1
+    start = _body_start(data)
+    rows = _count(buf, start, widths)
     if rows < 0:
         raise SourceReadError(f"the binary COPY of {table.name} is cut short or malformed; run it again")
-    values, nulls = _walk(buf, _body_start(data), rows, widths)
+    values, nulls = _walk(buf, start, rows, widths)
     arrays = [_column(buf, values[i], nulls[i], column) for i, column in enumerate(table.columns)]
     return pa.Table.from_arrays(arrays, schema=schema)
 
@@ -103,9 +109,8 @@ def _column(buf: np.ndarray, values: np.ndarray, nulls: np.ndarray, column: Colu
 def _fixed_values(values: np.ndarray, nulls: np.ndarray, column: Column) -> np.ndarray:
     """A fixed-width column's values in Arrow's representation (the walk gives raw bits as int64)."""
     kind = column.canonical
-    if kind in (C.INT16, C.INT32, C.FLOAT32, C.DATE):
-        bits = {C.INT16: np.uint16, C.INT32: np.uint32, C.FLOAT32: np.uint32, C.DATE: np.uint32}[kind]
-        as_type = {C.INT16: np.int16, C.INT32: np.int32, C.FLOAT32: np.float32, C.DATE: np.int32}[kind]
+    if kind in _NARROW:
+        bits, as_type = _NARROW[kind]
         narrow = values.astype(bits).view(as_type)
         if kind is C.DATE:
             _refuse(column, nulls, (narrow == np.iinfo(np.int32).max) | (narrow == np.iinfo(np.int32).min),
