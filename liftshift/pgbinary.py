@@ -2,10 +2,11 @@
 
 Why our own parser: PostgreSQL writes binary COPY with a third less CPU than CSV (its send
 functions print nothing), but no library we measured turns it into Arrow cheaply. On the 5M-row
-benchmark table, two streams (NOTES.md): ADBC's PostgreSQL driver 6.0 CPU-s, CSV COPY parsed by
-pyarrow 5.0 CPU-s (server, client and parse), binary COPY parsed here ~3.3 CPU-s. The parser is a
-few numba kernels: one walk over the rows that decodes every fixed-width value, then one pass per
-variable-width column. numba compiles them on first use (~3 s) and caches the machine code.
+benchmark table, two streams, server, client and parse together (NOTES.md): ADBC's PostgreSQL
+driver 6.0–6.9 CPU-s; CSV COPY through psql parsed by pyarrow ~5.0; binary COPY read by asyncpg
+(2.8) and parsed here (0.8) ~3.6. The parser is a few numba kernels: one walk over the rows that
+decodes every fixed-width value, then one pass per variable-width column. numba compiles them on
+first use (~3 s) and caches the machine code.
 
 Each column is selected cast to the wire type of its canonical type, so its bytes have one layout
 whatever the source type was. Decimals of up to 18 digits travel as PostgreSQL's base-10000
@@ -97,8 +98,8 @@ def _column(buf: np.ndarray, values: np.ndarray, nulls: np.ndarray, column: Colu
     valid = pa.py_buffer(np.packbits(~nulls, bitorder="little")) if nulls.any() else None
     if _width(column) == 0:
         if column.canonical is C.DECIMAL and _digits_fit(arrow):
-            return _decimal(buf, values, nulls, valid, column)
-        return _variable(buf, values, nulls, valid, column)
+            return _decimal(buf, values, nulls, valid, column, arrow)
+        return _variable(buf, values, nulls, valid, column, arrow)
     fixed = _fixed_values(values, nulls, column)
     if column.canonical is C.BOOL:
         bits = np.packbits(fixed != 0, bitorder="little")
@@ -133,7 +134,9 @@ def _refuse(column: Column, nulls: np.ndarray, bad: np.ndarray, what: str) -> No
         )
 
 
-def _variable(buf: np.ndarray, values: np.ndarray, nulls: np.ndarray, valid: Any, column: Column) -> pa.Array:
+def _variable(
+    buf: np.ndarray, values: np.ndarray, nulls: np.ndarray, valid: Any, column: Column, target: pa.DataType
+) -> pa.Array:
     """Text, JSON, bytea, and decimals too wide for the int64 kernel (as text, then cast exactly)."""
     offsets, payload = _gather(buf, values, nulls)
     binary = column.canonical is C.BYTES
@@ -148,7 +151,6 @@ def _variable(buf: np.ndarray, values: np.ndarray, nulls: np.ndarray, valid: Any
             array.validate(full=True)  # UTF-8: a SQL_ASCII database stores any bytes
         except pa.ArrowInvalid as exc:
             raise SourceReadError(f"column {column.name} holds text that is not UTF-8: {exc}") from None
-    target = column.arrow_type()
     if column.canonical is C.DECIMAL:
         try:
             return pc.cast(array, target)
@@ -157,9 +159,11 @@ def _variable(buf: np.ndarray, values: np.ndarray, nulls: np.ndarray, valid: Any
     return array.cast(target) if wide else array
 
 
-def _decimal(buf: np.ndarray, values: np.ndarray, nulls: np.ndarray, valid: Any, column: Column) -> pa.Array:
+def _decimal(
+    buf: np.ndarray, values: np.ndarray, nulls: np.ndarray, valid: Any, column: Column,
+    arrow: pa.Decimal128Type,
+) -> pa.Array:  # fmt: skip
     """A decimal of up to 18 digits, decoded from PostgreSQL's base-10000 digits."""
-    arrow = column.arrow_type()
     unscaled, bad = _numeric(buf, values, nulls, arrow.scale, 10**arrow.precision)
     if bad >= 0:
         raise SourceReadError(
