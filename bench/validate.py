@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import psycopg
 import yaml
 
 from liftshift import transfer
@@ -23,7 +22,7 @@ from liftshift.plan import Plan, load_plan
 from liftshift.validate import compare_table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from transfer import TABLE, PeakRss, copy_floor, scratch_folder  # noqa: E402 - the transfer benchmark's table, RSS, floor
+from transfer import PeakRss, copy_floor, create_table, scratch_folder  # noqa: E402 - the transfer benchmark's table, RSS, floor
 
 PLANTED = [  # {rows} is the table's row count: ids run from 1 to it
     "UPDATE bench SET amount = amount + 0.01 WHERE id = 17",
@@ -68,8 +67,7 @@ def best_of_two(plan: Plan) -> tuple[float, int, bool]:
 def main(rows: int) -> None:
     folder = scratch_folder("liftshift-bench-validate-")
     url = start_postgres(folder / "pg")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(TABLE.format(rows=rows))
+    create_table(url, rows)
     plan = copied_plan(folder, url)
     floor = min(copy_floor(url) for _ in range(2))
     print(f"rows: {rows:,}   floor (binary COPY, best of two): {floor:.2f} s")

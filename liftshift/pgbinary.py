@@ -13,6 +13,7 @@ whatever the source type was. Decimals of up to 18 digits travel as PostgreSQL's
 digits; wider ones as text, which pyarrow casts exactly.
 """
 
+import threading
 from typing import Any
 
 import numba
@@ -31,6 +32,8 @@ _DAYS_1970_TO_2000 = 10_957  # PostgreSQL counts dates and timestamps from 2000-
 _MICROS_1970_TO_2000 = _DAYS_1970_TO_2000 * 86_400 * 1_000_000
 _MICROS_PER_DAY = 86_400 * 1_000_000
 _INT64_DIGITS = 18  # decimals this wide fit an int64 unscaled
+_MALFORMED = -2  # _numeric's answer when a value's bytes are not a NUMERIC
+_THREAD = threading.local()
 # Values narrower than 64 bits: the walk's int64 is cut to their bits, then read as their type.
 _NARROW = {
     C.INT16: (np.uint16, np.int16), C.INT32: (np.uint32, np.int32), C.FLOAT32: (np.uint32, np.float32),
@@ -68,7 +71,7 @@ def _width(column: Column) -> int:
     return 0 if column.canonical is C.DECIMAL else _WIRE[column.canonical][1]
 
 
-def decode(data: bytes | bytearray, table: Table) -> pa.Table:
+def decode(data: bytes | bytearray | memoryview, table: Table) -> pa.Table:
     """The rows of a COPY … TO STDOUT (FORMAT binary) of table's projections, in its Arrow schema."""
     schema = table.arrow_schema()
     if not data:
@@ -76,15 +79,30 @@ def decode(data: bytes | bytearray, table: Table) -> pa.Table:
     buf = np.frombuffer(data, np.uint8)
     widths = np.array([_width(c) for c in table.columns], np.int64)
     start = _body_start(data)
-    rows = _count(buf, start, widths)
+    values, nulls = _scratch(widths.size, max(buf.size - start, 0) // (2 + 4 * widths.size) + 1)
+    rows = _walk(buf, start, widths, values, nulls)
     if rows < 0:
         raise SourceReadError(f"the binary COPY of {table.name} is cut short or malformed; run it again")
-    values, nulls = _walk(buf, start, rows, widths)
-    arrays = [_column(buf, values[i], nulls[i], column) for i, column in enumerate(table.columns)]
+    arrays = [_column(buf, values[i, :rows], nulls[i, :rows], c) for i, c in enumerate(table.columns)]
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _body_start(data: bytes | bytearray) -> int:
+def _scratch(fields: int, most: int) -> tuple[np.ndarray, np.ndarray]:
+    """This thread's arrays for the walk's values and NULL flags, at least fields × most, reused.
+
+    Why reuse: the walk's values take 8 bytes per field and row, ~40 MB per chunk, which fresh
+    memory the kernel would map and zero page by page for every chunk. Each column's array is
+    computed or copied from them, so no decoded table points into them.
+    """
+    values: np.ndarray | None = getattr(_THREAD, "values", None)
+    if values is None or values.shape[0] < fields or values.shape[1] < most:
+        shape = (max(fields, 0 if values is None else values.shape[0]), most)
+        values = _THREAD.values = np.empty(shape, np.int64)  # pages past the rows are never touched
+        _THREAD.nulls = np.empty(shape, np.bool_)
+    return values[:fields], _THREAD.nulls[:fields]
+
+
+def _body_start(data: bytes | bytearray | memoryview) -> int:
     """Where the first row starts: after the signature, the flags and the header extension."""
     if data[: len(_SIGNATURE)] != _SIGNATURE:
         raise SourceReadError("PostgreSQL's output is not a binary COPY")
@@ -124,7 +142,8 @@ def _fixed_values(values: np.ndarray, nulls: np.ndarray, column: Column) -> np.n
         return values + np.int64(_MICROS_1970_TO_2000)
     if kind is C.TIME:
         _refuse(column, nulls, values >= _MICROS_PER_DAY, "the time 24:00:00")
-    return values.view(np.float64) if kind is C.FLOAT64 else values
+    # Copies: the walk's arrays are reused for the next chunk.
+    return values.view(np.float64).copy() if kind is C.FLOAT64 else values.copy()
 
 
 def _refuse(column: Column, nulls: np.ndarray, bad: np.ndarray, what: str) -> None:
@@ -165,6 +184,8 @@ def _decimal(
 ) -> pa.Array:  # fmt: skip
     """A decimal of up to 18 digits, decoded from PostgreSQL's base-10000 digits."""
     unscaled, bad = _numeric(buf, values, nulls, arrow.scale, 10**arrow.precision)
+    if bad == _MALFORMED:
+        raise SourceReadError(f"the binary COPY of column {column.name} is malformed; run it again")
     if bad >= 0:
         raise SourceReadError(
             f"column {column.name} holds a value {arrow} cannot hold (NaN, ±Infinity, or more digits); "
@@ -183,52 +204,51 @@ def _u32(buf: np.ndarray, pos: int) -> int:
     return int(high | (np.int64(buf[pos + 2]) << 8) | np.int64(buf[pos + 3]))
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _bits(buf: np.ndarray, pos: int, width: int) -> int:
+    """The big-endian value of width (8, 4, 2 or 1) bytes at pos, as int64 bits."""
+    if width == 8:
+        return int((np.int64(_u32(buf, pos)) << 32) | np.int64(_u32(buf, pos + 4)))
+    if width == 4:
+        return _u32(buf, pos)
+    if width == 2:
+        return int(np.int64(buf[pos]) << 8 | np.int64(buf[pos + 1]))
+    return int(buf[pos])
+
+
 @numba.njit(cache=True, nogil=True)
-def _count(buf: np.ndarray, pos: int, widths: np.ndarray) -> int:
-    """The rows before the trailer, checking every length stays in the buffer; -1 if malformed."""
-    rows, end, fields = 0, buf.size, widths.size
+def _walk(buf: np.ndarray, pos: int, widths: np.ndarray, values: np.ndarray, nulls: np.ndarray) -> int:
+    """Fills values and nulls per field and row: a fixed-width value's big-endian bits, or a
+    variable value's offset; and whether it is NULL. Returns the rows before the trailer, or -1
+    if a length leaves the buffer (cut short or malformed).
+
+    One pass, so the row count is not known before it: the arrays have room for the most rows
+    the buffer could hold (every field NULL).
+    """
+    fields, end = widths.size, buf.size
+    rows = 0
     while pos + 2 <= end:
         if (np.int64(buf[pos]) << 8 | np.int64(buf[pos + 1])) != fields:
             trailer = buf[pos] == 0xFF and buf[pos + 1] == 0xFF and pos + 2 == end
             return rows if trailer else -1
+        if rows == values.shape[1]:
+            return -1
         pos += 2
         for f in range(fields):
             if pos + 4 > end:
                 return -1
             length = _u32(buf, pos)
             pos += 4
+            nulls[f, rows] = length == _NULL
+            values[f, rows] = 0
             if length == _NULL:
                 continue
             if pos + length > end or (widths[f] > 0 and length != widths[f]):
                 return -1
+            values[f, rows] = pos if widths[f] == 0 else _bits(buf, pos, widths[f])
             pos += length
         rows += 1
     return -1
-
-
-@numba.njit(cache=True, nogil=True)
-def _walk(buf: np.ndarray, pos: int, rows: int, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per field and row: a fixed-width value's big-endian bits, or a variable value's offset."""
-    fields = widths.size
-    values = np.zeros((fields, rows), np.int64)
-    nulls = np.zeros((fields, rows), np.bool_)
-    for r in range(rows):
-        pos += 2
-        for f in range(fields):
-            length = _u32(buf, pos)
-            pos += 4
-            if length == _NULL:
-                nulls[f, r] = True
-                continue
-            if widths[f] == 0:
-                values[f, r] = pos
-            else:
-                bits = np.int64(0)
-                for b in range(length):
-                    bits = (bits << 8) | np.int64(buf[pos + b])
-                values[f, r] = bits
-            pos += length
-    return values, nulls
 
 
 @numba.njit(cache=True, nogil=True)
@@ -246,11 +266,20 @@ def _gather(buf: np.ndarray, starts: np.ndarray, nulls: np.ndarray) -> tuple[np.
     return offsets, payload
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _grow(value: np.int64, times: int | np.int64, add: int | np.int64, limit: int) -> np.int64:
+    """value * times + add if that is below limit, else -1 (value -1 stays -1); never overflows."""
+    if value < 0 or value > (limit - 1 - add) // times:
+        return np.int64(-1)
+    return np.int64(value * times + add)
+
+
 @numba.njit(cache=True, nogil=True)
 def _numeric(
     buf: np.ndarray, starts: np.ndarray, nulls: np.ndarray, scale: int, limit: int
 ) -> tuple[np.ndarray, int]:
-    """NUMERIC values as int64 unscaled by 10^scale, and the first row that does not fit (or -1).
+    """NUMERIC values as int64 unscaled by 10^scale, and -1; or the first row that does not fit,
+    or _MALFORMED if a value's bytes are not a NUMERIC.
 
     A value is ndigits, weight, sign, dscale (int16 each), then ndigits base-10000 digits: digit i
     is worth 10000^(weight - i), so scaled by 10^scale it is worth 10^(4 * (weight - i) + scale).
@@ -260,7 +289,10 @@ def _numeric(
         if nulls[r]:
             continue
         at = starts[r]
-        ndigits = np.int64(buf[at]) << 8 | np.int64(buf[at + 1])
+        length = _u32(buf, at - 4)
+        if length < 8 or length != 8 + 2 * (np.int64(buf[at]) << 8 | np.int64(buf[at + 1])):
+            return out, _MALFORMED
+        ndigits = (length - 8) // 2
         weight = np.int64(buf[at + 2]) << 8 | np.int64(buf[at + 3])
         weight = weight - 65536 if weight >= 32768 else weight
         sign = np.int64(buf[at + 4]) << 8 | np.int64(buf[at + 5])
@@ -269,20 +301,24 @@ def _numeric(
         value, power = np.int64(0), 4 * weight + scale
         for i in range(ndigits):
             digit = np.int64(buf[at + 8 + 2 * i]) << 8 | np.int64(buf[at + 9 + 2 * i])
+            if digit > 9999:
+                return out, _MALFORMED
             if power >= 0:
-                value = value * 10000 + digit
+                value = _grow(value, 10000, digit, limit)
             elif power > -4:  # the digit straddles the scale: its low places must be zeros
                 cut = 10 ** (-power)
-                if digit % cut != 0:
-                    return out, r
-                value = value * (10000 // cut) + digit // cut
+                value = _grow(value, 10000 // cut, digit // cut, limit) if digit % cut == 0 else np.int64(-1)
             elif digit != 0:
+                value = np.int64(-1)
+            if value < 0:
                 return out, r
             power -= 4
         # power is now that of the digit after the last: scale the last one up to 10^0
-        for _ in range(power + 4 if power + 4 > 0 else 0):
-            value *= 10
-        if value >= limit:
+        for _ in range(power + 4):
+            value = _grow(value, 10, 0, limit)
+            if value < 0:  # past 10^18 every value but 0 has reached the limit: stop early
+                break
+        if value < 0:
             return out, r
         out[r] = -value if sign == 0x4000 else value
     return out, -1

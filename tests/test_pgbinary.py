@@ -144,3 +144,58 @@ def test_it_reads_from_inside_a_running_event_loop_as_a_notebook_has(pg_url):
         return read_binary(pg_url, "public", table, "").num_rows
 
     assert asyncio.run(in_a_loop()) == 5
+
+
+_MIXED = (
+    "CREATE TABLE {name} AS SELECT g * 10 + {salt} AS id, (g + {salt}) * 1.5::float8 AS ratio,"
+    " (g % 1000) * 0.01::numeric(9,2) AS amount,"
+    " CASE WHEN g % 7 = 0 THEN NULL ELSE md5((g + {salt})::text) END AS tag,"
+    " time '01:02:03' + (g + {salt}) * interval '1 s' AS at, date '2020-01-01' + g AS day"
+    " FROM generate_series(1, {rows}) g"
+)
+
+
+def copy_bytes(url: str, name: str, rows: int, salt: int = 0) -> tuple[bytes, object]:
+    """A mixed table's binary COPY, as transfer selects it, and its catalog entry."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(_MIXED.format(name=name, rows=rows, salt=salt))
+    source = PostgresSource(url, "public")
+    (table,) = source.catalog([name])
+    sql = f"COPY ({select_sql('public', table, 'ORDER BY 1')}) TO STDOUT (FORMAT binary)"
+    with source.conn.cursor() as cur, cur.copy(sql) as copy:
+        whole = b"".join(bytes(part) for part in copy)
+    source.close()
+    return whole, table
+
+
+def test_a_decoded_table_keeps_its_values_when_the_thread_reads_the_next(pg_url):
+    # The read buffer and the walk's arrays are reused by the thread's next chunk (a smaller one here,
+    # so they are not replaced by larger ones): no decoded table may point into them.
+    _, big = copy_bytes(pg_url, "first", 5000)
+    _, small = copy_bytes(pg_url, "second", 3000, salt=7)
+    first = read_binary(pg_url, "public", big, "ORDER BY 1")  # type: ignore[arg-type]
+    kept = first.to_pylist()
+    second = read_binary(pg_url, "public", small, "ORDER BY 1")  # type: ignore[arg-type]
+    assert first.to_pylist() == kept
+    with psycopg.connect(pg_url) as conn:
+        for data, name in ((first, "first"), (second, "second")):
+            stored = conn.execute(f"SELECT * FROM {name} ORDER BY id").fetchall()
+            assert [tuple(row.values()) for row in data.to_pylist()] == stored
+
+
+def test_a_damaged_copy_is_an_error_or_a_table_never_a_crash(pg_url):
+    whole, table = copy_bytes(pg_url, "damaged", 400)
+    rng = random.Random(5)
+    outcomes = {"decoded": 0, "refused": 0}
+    for _ in range(600):
+        data = bytearray(whole[: rng.randrange(19, len(whole) + 1)] if rng.random() < 0.3 else whole)
+        for _ in range(rng.randrange(1, 4)):  # overwrite a byte, often one of a length's
+            data[rng.randrange(19, len(data))] = rng.choice([0x00, 0x7F, 0x80, 0xFF, rng.randrange(256)])
+        try:
+            decoded = decode(bytes(data), table)  # type: ignore[arg-type]
+        except SourceReadError:
+            outcomes["refused"] += 1
+        else:
+            assert decoded.num_rows <= 400
+            outcomes["decoded"] += 1
+    assert outcomes["refused"] > 100 and outcomes["decoded"] > 10, outcomes

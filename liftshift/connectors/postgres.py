@@ -79,7 +79,10 @@ def select_sql(schema: str, table: Table, clause: str) -> str:
 def read_binary(url: str, schema: str, table: Table, clause: str, snapshot_id: str | None = None) -> pa.Table:
     """The rows clause selects, as read_table reads them but through asyncpg (liftshift.pgread.binary_copy),
     in the exported snapshot if given."""
-    statements = [_SESSION]
+    # A chunk is a large slice of the table: a bitmap heap scan reads its pages once each, in their
+    # order on disk, where an index scan visits them tuple by tuple through the index (PostgreSQL
+    # spends 0.3 s more CPU per 5M rows of the transfer benchmark).
+    statements = [_SESSION, "SET enable_indexscan = off"]
     if snapshot_id:
         join = pgsql.SQL("SET TRANSACTION SNAPSHOT {}").format(pgsql.Literal(snapshot_id))
         statements += ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", join.as_string()]
