@@ -81,7 +81,7 @@ def read_binary(url: str, schema: str, table: Table, clause: str, snapshot_id: s
     in the exported snapshot if given."""
     # A chunk is a large slice of the table: a bitmap heap scan reads its pages once each, in their
     # order on disk, where an index scan visits them tuple by tuple through the index (PostgreSQL
-    # spends 0.3 s more CPU per 5M rows of the transfer benchmark).
+    # spent 0.2-0.3 s more CPU per 5M rows of the transfer benchmark).
     statements = [_SESSION, "SET enable_indexscan = off"]
     if snapshot_id:
         join = pgsql.SQL("SET TRANSACTION SNAPSHOT {}").format(pgsql.Literal(snapshot_id))
