@@ -240,8 +240,8 @@ def _walk(buf: np.ndarray, pos: int, widths: np.ndarray, values: np.ndarray, nul
             length = _u32(buf, pos)
             pos += 4
             nulls[f, rows] = length == _NULL
-            values[f, rows] = 0
             if length == _NULL:
+                values[f, rows] = 0  # the reused array holds the last chunk's values
                 continue
             if pos + length > end or (widths[f] > 0 and length != widths[f]):
                 return -1
