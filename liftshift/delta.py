@@ -10,6 +10,7 @@ older watermark) are copied.
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -136,17 +137,8 @@ def sync_table(
         mark = current_mark(source, table, column)
         inclusive = not (stored is not None and known and rows_at_mark_unchanged(source, table, stored))
         ranges, rows = key_ranges(plan, source, table)
-        # Every row to move: read range by range, so memory holds one chunk, not the table.
-        reads = [(None, since)] if since is not None else [(r, None) for r in ranges]
-        upserted, nbytes = 0, 0
-        if progress:
-            progress(table.name, 0, rows if since is None else 0)
-        for key_range, after in reads:
-            changed = source.read_since(table, column, after, inclusive, key_range)
-            upserted += target.upsert(table, changed, table.primary_key)
-            nbytes += changed.nbytes
-            if progress:
-                progress(table.name, upserted, rows if since is None else upserted, nbytes)
+        changes = _Changes(table, column, since, inclusive)
+        upserted = _upsert_changes(plan, source, target, changes, ranges, rows, progress)
         done = reconcile(source, target, table, ranges)
     ledger.save_watermark(plan.name, table.name, mark if mark.mark is not None else Watermark(column, since))
     return TableDelta(
@@ -155,6 +147,43 @@ def sync_table(
         unresolved=done.unresolved, seconds=time.perf_counter() - t0,
         note="" if known else f"no mark recorded for {column}: every row was upserted",
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Changes:
+    """The rows a table's delta moves: its column at (if inclusive) or above since; all if since is None."""
+
+    table: Table
+    column: str
+    since: str | None
+    inclusive: bool
+
+
+def _upsert_changes(
+    plan: Plan, source: Source, target: Target, changes: _Changes, ranges: list[KeyRange | None], rows: int,
+    progress: Progress | None,
+) -> int:  # fmt: skip
+    """Upsert the changed rows (every row when there is no mark yet); returns how many.
+
+    Read range by range, or the changes in one query, a batch of about a chunk's bytes at a time:
+    memory holds one batch, not the table or all its changes.
+    """
+    table, since = changes.table, changes.since
+    reads = [(None, since)] if since is not None else [(r, None) for r in ranges]
+    upserted, nbytes = 0, 0
+    if progress:
+        progress(table.name, 0, rows if since is None else 0)
+    for key_range, after in reads:
+        read = source.read_since(
+            table, changes.column, after, changes.inclusive, key_range, plan.transfer.chunk_bytes
+        )
+        with closing(read) as batches:  # a failed upsert ends the COPY before the snapshot rolls back
+            for changed in batches:
+                upserted += target.upsert(table, changed, table.primary_key)
+                nbytes += changed.nbytes
+                if progress:
+                    progress(table.name, upserted, rows if since is None else upserted, nbytes)
+    return upserted
 
 
 def key_ranges(plan: Plan, source: Source, table: Table) -> tuple[list[KeyRange | None], int]:

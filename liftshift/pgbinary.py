@@ -20,6 +20,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba.core.unsafe.bytes import memcpy_region
 
 from liftshift import fingerprint as fp
 from liftshift.connectors.base import Column, Table
@@ -78,7 +79,7 @@ def decode(data: bytes | bytearray | memoryview, table: Table) -> pa.Table:
         return schema.empty_table()
     buf = np.frombuffer(data, np.uint8)
     widths = np.array([_width(c) for c in table.columns], np.int64)
-    start = _body_start(data)
+    start = body_start(data)
     values, nulls = _scratch(widths.size, max(buf.size - start, 0) // (2 + 4 * widths.size) + 1)
     rows = _walk(buf, start, widths, values, nulls)
     if rows < 0:
@@ -102,7 +103,7 @@ def _scratch(fields: int, most: int) -> tuple[np.ndarray, np.ndarray]:
     return values[:fields], _THREAD.nulls[:fields]
 
 
-def _body_start(data: bytes | bytearray | memoryview) -> int:
+def body_start(data: bytes | bytearray | memoryview) -> int:
     """Where the first row starts: after the signature, the flags and the header extension."""
     if data[: len(_SIGNATURE)] != _SIGNATURE:
         raise SourceReadError("PostgreSQL's output is not a binary COPY")
@@ -259,10 +260,11 @@ def _gather(buf: np.ndarray, starts: np.ndarray, nulls: np.ndarray) -> tuple[np.
     for r in range(rows):
         offsets[r + 1] = offsets[r] + (0 if nulls[r] else _u32(buf, starts[r] - 4))
     payload = np.empty(offsets[rows], np.uint8)
+    # memcpy, not a loop over bytes: half the time for the benchmark's text (the walk checked the bounds).
+    # mypy sees the intrinsic's Python signature, which starts with numba's typing context.
     for r in range(rows):
-        at = starts[r]
-        for i in range(offsets[r + 1] - offsets[r]):
-            payload[offsets[r] + i] = buf[at + i]
+        size = offsets[r + 1] - offsets[r]
+        memcpy_region(payload.ctypes, offsets[r], buf.ctypes, starts[r], size, 1)  # type: ignore[call-arg]
     return offsets, payload
 
 

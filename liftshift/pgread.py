@@ -6,8 +6,10 @@ Chunks are read on Dask workers in parallel, so each is parsed whole on its work
 """
 
 import asyncio
+import sys
 import threading
 import time
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -19,7 +21,7 @@ import pyarrow as pa
 
 from liftshift.connectors.base import Table
 from liftshift.errors import SourceReadError
-from liftshift.pgbinary import decode
+from liftshift.pgbinary import body_start, decode
 from liftshift.redact import redact
 
 # URL parameters asyncpg reads as libpq does; any other it would send the server as a setting.
@@ -39,15 +41,34 @@ _CAUGHT_UP_BYTES = 64 * 1024
 _NAP_SECONDS = 0.0002
 # A chunk's COPY fits (transfer's chunks are ~64 MiB); pages the read does not reach are never mapped.
 _FIRST_BUFFER_BYTES = 128 * 2**20
+_TRAILER = b"\xff\xff"  # the end of a binary COPY: a field count of -1
 
 
 def copy_arrow(conn: psycopg.Connection[Any], sql: str, table: Table) -> pa.Table:
     """Run sql (a COPY … TO STDOUT (FORMAT binary)) on conn; its rows in the table's schema."""
-    data = bytearray()
+    return next(copy_batches(conn, sql, table, sys.maxsize))
+
+
+def copy_batches(
+    conn: psycopg.Connection[Any], sql: str, table: Table, batch_bytes: int
+) -> Generator[pa.Table, None, None]:
+    """Run sql (a COPY … TO STDOUT (FORMAT binary)) on conn; its rows in tables of about batch_bytes
+    of COPY each (at least one table, maybe empty), so memory holds one batch, not the result."""
+    header, batch, sent = b"", bytearray(), False
     with conn.cursor() as cur, cur.copy(sql) as copy:
-        for row in copy:  # one row per message: a bytearray grows in amortised constant time
-            data += row
-    return decode(data, table)
+        # PostgreSQL sends one row per message (the first also holds the header, the last is the
+        # trailer), so a batch cut before a message ends with a whole row.
+        for message in copy:
+            if not header:
+                header = bytes(message[: body_start(message)])
+            elif len(batch) >= batch_bytes:
+                batch += _TRAILER
+                yield decode(batch, table)
+                batch, sent = bytearray(header), True
+            batch += message  # a bytearray grows in amortised constant time
+    rows = decode(batch, table)
+    if rows.num_rows or not sent:
+        yield rows
 
 
 def binary_copy_ready(url: str) -> bool:

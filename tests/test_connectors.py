@@ -241,3 +241,24 @@ def test_unreachable_source_says_what_to_check():
     with pytest.raises(ConnectError, match="check source.url") as err:
         PostgresSource("postgresql://app:hunter2@127.0.0.1:1/none?password=hunter2")
     assert "hunter2" not in str(err.value)
+
+
+def test_a_bigquery_staging_table_expires_if_a_killed_run_cannot_drop_it(source, bq_endpoint, tmp_path):
+    from google.cloud import bigquery
+
+    (table,) = source.catalog(["edge"])  # only its name is used: _liftshift_stage_edge_…
+    target = TARGETS["bigquery"](bigquery_url(bq_endpoint), tmp_path / ".liftshift")
+    data = pa.table({"id": pa.array([1, 2], pa.int64())})
+    # The local endpoint ignores a table's expiration time, so the table the real client is asked
+    # to create is recorded on its way (the call goes through) and its expiry checked here.
+    created, create = [], target.client.create_table
+    target.client.create_table = lambda t, **kw: created.append(t) or create(t, **kw)  # type: ignore[method-assign]
+    try:
+        with target._staged(table, data, [bigquery.SchemaField("id", "INT64")]) as stage:
+            assert target.client.get_table(stage.strip("`")).num_rows == 2
+        (made,) = created
+        assert made.table_id.startswith("_liftshift_stage_edge_") and made.expires is not None
+        assert timedelta(hours=23) < made.expires - datetime.now(made.expires.tzinfo) <= timedelta(days=1)
+        assert made.table_id not in [t.table_id for t in target.client.list_tables(target.dataset)]
+    finally:
+        target.close()

@@ -154,3 +154,29 @@ def test_a_watermark_named_after_the_full_transfer_upserts_every_row_once(pg_url
     assert calls == [(0, 1000), (250, 1000), (500, 1000), (750, 1000), (1000, 1000)]  # a range at a time
     assert _delta(plan)["items"].upserted == 0
     assert lifecycle.run_stage("validate", plan).report.gate.passed
+
+
+def test_changes_move_in_batches_and_a_batch_the_target_rejects_leaves_the_source_usable(pg_url, tmp_path):
+    _sql(pg_url, _SOURCE)
+    transfer = {"chunk_rows": 250, "chunk_bytes": "8KiB", "watermarks": WATERMARKS}
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["items", "tags"], transfer=transfer)
+    assert lifecycle.run_stage("transfer", plan).report.gate.passed
+    _sql(pg_url, "UPDATE items SET name = 'changed ' || id, updated_at = now()")
+    calls = []
+    report = lifecycle.run_stage(
+        "transfer", plan, delta=True, progress=lambda t, done, total, nbytes=0: calls.append((t, done))
+    ).report
+    assert report.gate.passed and report.tables[0].upserted == 1000  # type: ignore[attr-defined]
+    done = [n for t, n in calls if t == "items"]
+    assert len(done) > 5 and done == sorted(set(done)) and done[-1] == 1000  # ~8 KiB of rows at a time
+    assert lifecycle.run_stage("validate", plan).report.gate.passed
+
+    # items fails at its first batch, its COPY unfinished; tags reads next on the same connection.
+    _sql(pg_url, "UPDATE items SET updated_at = now(); INSERT INTO tags VALUES (7, 'green', now())")
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as conn:
+        conn.execute("DROP TABLE items")
+    report = lifecycle.run_stage("transfer", plan, delta=True).report
+    assert [r.split(":")[0] for r in report.gate.reasons] == ["items"], report.gate.reasons
+    assert {t.table: t.upserted for t in report.tables}["tags"] == 1  # type: ignore[attr-defined]

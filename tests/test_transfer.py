@@ -317,3 +317,14 @@ def test_an_in_memory_duckdb_target_is_written_by_one_connection(pg_url, tmp_pat
     plan = write_plan(tmp_path, pg_url, "duckdb:///:memory:", tables=["t"], transfer={"chunk_rows": 100})
     report = transfer.run(plan, Ledger(plan.ledger_url()))
     assert report.gate.passed and report.tables[0].rows == 1000, report.gate.reasons
+
+
+def test_the_default_cluster_runs_chunks_without_the_workers_profiler():
+    from distributed import Client
+
+    from liftshift.cluster import local_cluster
+
+    with local_cluster(1) as cluster, Client(cluster) as client:
+        assert client.submit(sum, [1, 2]).result() == 3
+        callbacks = [set(w.periodic_callbacks) for w in cluster.workers.values()]
+    assert callbacks and all("profile" not in names and "heartbeat" in names for names in callbacks)

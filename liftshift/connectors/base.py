@@ -1,6 +1,6 @@
 """The contracts every connector keeps: Arrow at the boundary, fingerprints that agree."""
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -167,8 +167,8 @@ class Source(Protocol):
     def max_value(self, table: Table, column: str) -> str | None: ...
     def read_since(
         self, table: Table, column: str, mark: str | None, inclusive: bool = True,
-        key_range: KeyRange | None = None,
-    ) -> pa.Table: ...  # fmt: skip
+        key_range: KeyRange | None = None, batch_bytes: int = 64 * 2**20,
+    ) -> Generator[pa.Table, None, None]: ...  # fmt: skip
     def fingerprint_at(self, table: Table, column: str, mark: str) -> Fingerprint: ...
     def keys(self, table: Table, columns: tuple[str, ...], key_range: KeyRange | None) -> pa.Table: ...
     def read_keys(self, table: Table, keys: pa.Table) -> pa.Table: ...

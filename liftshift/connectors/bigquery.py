@@ -4,6 +4,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -21,6 +22,9 @@ from liftshift.types import target_mapping
 
 # Without a bound, the client retries a server error for ten minutes before saying anything.
 _RETRY = bigquery.DEFAULT_RETRY.with_timeout(60)
+
+# How long a staging table outlives a run that could not drop it.
+_STAGE_LIFETIME = timedelta(days=1)
 
 # The API reports legacy type names; parity compares standard ones.
 _STANDARD = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
@@ -182,10 +186,15 @@ class BigQueryTarget:
     def _staged(self, table: Table, data: pa.Table, schema: list[bigquery.SchemaField]) -> Iterator[str]:
         """A scratch table holding data, dropped on the way out; yields its quoted name."""
         stage_id = f"{self.project}.{self.dataset}._liftshift_stage_{table.name}_{uuid.uuid4().hex[:8]}"
+        stage = bigquery.Table(stage_id, schema=schema)
+        # Created expiring, before its rows arrive: a run killed before the finally below cannot
+        # drop it, so BigQuery does a day later.
+        stage.expires = datetime.now(UTC) + _STAGE_LIFETIME
         config = bigquery.LoadJobConfig(
-            source_format="PARQUET", schema=schema, write_disposition="WRITE_TRUNCATE"
+            source_format="PARQUET", schema=schema, write_disposition="WRITE_APPEND"
         )
         try:
+            self.client.create_table(stage, retry=_RETRY)
             with tempfile.TemporaryDirectory(prefix="liftshift-stage-") as tmp:
                 path = Path(tmp) / "stage.parquet"
                 pq.write_table(data, path)

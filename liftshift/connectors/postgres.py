@@ -2,7 +2,7 @@
 
 import fnmatch
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -19,7 +19,7 @@ from liftshift import fingerprint as fp
 from liftshift.connectors.base import Bound, Chunk, Column, Fingerprint, KeyRange, Table, TableRef
 from liftshift.errors import ConnectError, PlanError
 from liftshift.pgbinary import projection
-from liftshift.pgread import binary_copy, copy_arrow
+from liftshift.pgread import binary_copy, copy_arrow, copy_batches
 from liftshift.pgtypes import BUILTIN_RANGES, PgType, map_postgres
 from liftshift.redact import redact
 
@@ -323,15 +323,17 @@ class PostgresSource:
 
     def read_since(
         self, table: Table, column: str, mark: str | None, inclusive: bool = True,
-        key_range: KeyRange | None = None,
-    ) -> pa.Table:  # fmt: skip
-        """A key range's rows whose column is at (if inclusive) or above mark; all when mark is None."""
+        key_range: KeyRange | None = None, batch_bytes: int = 64 * 2**20,
+    ) -> Generator[pa.Table, None, None]:  # fmt: skip
+        """A key range's rows whose column is at (if inclusive) or above mark (all when mark is None),
+        in tables of about batch_bytes of COPY each."""
         where = fp.range_predicate("postgres", key_range)
         if mark is not None:
             literal = pgsql.Literal(mark).as_string(self.conn)
             op = ">=" if inclusive else ">"
             where += f" AND {fp.quote('postgres', column)} {op} {literal}::{table.column(column).source_type}"
-        return self._copy(table, f"WHERE {where}")
+        copy = f"COPY ({select_sql(self.schema, table, f'WHERE {where}')}) TO STDOUT (FORMAT binary)"
+        return copy_batches(self.conn, copy, table, batch_bytes)
 
     def fingerprint_at(self, table: Table, column: str, mark: str) -> Fingerprint:
         """Row count and checksum of the rows whose column equals mark."""
