@@ -194,7 +194,7 @@ class BigQueryTarget:
             source_format="PARQUET", schema=schema, write_disposition="WRITE_APPEND"
         )
         try:
-            self.client.create_table(stage, retry=_RETRY)
+            self.client.create_table(stage, exists_ok=True, retry=_RETRY)  # a retry finds its own table
             with tempfile.TemporaryDirectory(prefix="liftshift-stage-") as tmp:
                 path = Path(tmp) / "stage.parquet"
                 pq.write_table(data, path)
