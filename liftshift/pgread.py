@@ -1,7 +1,8 @@
 """Reading PostgreSQL fast and exactly: binary COPY, parsed into Arrow by liftshift.pgbinary.
 
-Transfer's chunks and assess's samples come through asyncpg (binary_copy); other reads (delta rows,
-keys) through psycopg (copy_arrow), as does everything when asyncpg cannot take the source URL.
+Transfer's chunks and assess's samples come through asyncpg (binary_copy); other reads through
+psycopg (copy_arrow; delta's changed rows in batches, copy_batches), as does everything when asyncpg
+cannot take the source URL.
 Chunks are read on Dask workers in parallel, so each is parsed whole on its worker's own thread.
 """
 

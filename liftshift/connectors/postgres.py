@@ -245,8 +245,10 @@ class PostgresSource:
         return self._copy(table, f"LIMIT {int(rows)}")
 
     def _copy(self, table: Table, clause: str) -> pa.Table:
-        copy = f"COPY ({select_sql(self.schema, table, clause)}) TO STDOUT (FORMAT binary)"
-        return copy_arrow(self.conn, copy, table)
+        return copy_arrow(self.conn, self._copy_sql(table, clause), table)
+
+    def _copy_sql(self, table: Table, clause: str) -> str:
+        return f"COPY ({select_sql(self.schema, table, clause)}) TO STDOUT (FORMAT binary)"
 
     def fingerprint(self, table: Table, key_range: Chunk) -> Fingerprint:
         """Row count and checksum of a key range, computed inside PostgreSQL."""
@@ -332,8 +334,7 @@ class PostgresSource:
             literal = pgsql.Literal(mark).as_string(self.conn)
             op = ">=" if inclusive else ">"
             where += f" AND {fp.quote('postgres', column)} {op} {literal}::{table.column(column).source_type}"
-        copy = f"COPY ({select_sql(self.schema, table, f'WHERE {where}')}) TO STDOUT (FORMAT binary)"
-        return copy_batches(self.conn, copy, table, batch_bytes)
+        return copy_batches(self.conn, self._copy_sql(table, f"WHERE {where}"), table, batch_bytes)
 
     def fingerprint_at(self, table: Table, column: str, mark: str) -> Fingerprint:
         """Row count and checksum of the rows whose column equals mark."""
