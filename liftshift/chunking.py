@@ -1,6 +1,7 @@
 """Chunk planning for every key shape, and chunks' exact boundaries in the ledger.
 
-- a single integer primary key: ranges of equal width between its min and max;
+- a single integer primary key: ranges of equal width between its min and max when its keys fill at
+  least half of that span, else ranges between keys sampled in key order;
 - any other primary key whose columns can be compared as literals (text, uuid, decimal, dates,
   timestamps; composite keys as row values): keyset ranges between keys sampled in key order;
 - no primary key (or one that cannot be compared): ctid page ranges of the source, each landing
@@ -14,6 +15,7 @@ import math
 
 from liftshift import fingerprint as fp
 from liftshift.connectors.base import Chunk, CtidRange, KeyRange, Source, Table
+from liftshift.intbuckets import DENSE
 from liftshift.ledger import ChunkRecord
 from liftshift.plan import TransferSpec
 from liftshift.types import Canonical
@@ -72,11 +74,29 @@ def plan_chunks(
     return [KeyRange(key, a, b) for a, b in zip(edges, edges[1:], strict=False)]
 
 
+def integer_ranges(
+    source: Source, table: Table, key: str, rows: int, chunk_rows: int
+) -> list[KeyRange | None]:
+    """Ranges of an integer key holding about chunk_rows rows each: of equal width when the keys are
+    dense, else between keys sampled in key order.
+
+    Why not always equal widths: keys spread thinly (a sequence that jumped, a sentinel id far
+    from the rest) would leave most ranges empty and put most rows into one, a chunk as big as the
+    table, held in memory at once and read by one worker.
+    """
+    bounds = source.key_bounds(table, key)
+    if bounds is None or bounds[1] - bounds[0] + 1 <= DENSE * max(rows, 1):
+        return plan_chunks(key, bounds, rows, chunk_rows)
+    cuts = [int(cut[0]) for cut in source.key_cuts(table, rows, chunk_rows)]
+    edges: list[int | None] = [None, *cuts, None]
+    return [KeyRange(key, a, b) for a, b in zip(edges, edges[1:], strict=False)]
+
+
 def plan_table(source: Source, table: Table, rows: int, chunk_rows: int) -> list[Chunk]:
     """The table's chunks: integer ranges, keyset ranges, or ctid page ranges."""
     key = integer_key(table)
     if key is not None:
-        return list(plan_chunks(key, source.key_bounds(table, key), rows, chunk_rows))
+        return list(integer_ranges(source, table, key, rows, chunk_rows))
     types = key_types(table)
     if types is not None:
         cuts = [tuple(c) for c in source.key_cuts(table, rows, chunk_rows)]

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
-from liftshift.chunking import chunk_rows_for, integer_key, plan_chunks
+from liftshift.chunking import chunk_rows_for, integer_key, integer_ranges
 from liftshift.connectors import opened
 from liftshift.connectors.base import KeyRange, Source, Table, Target
 from liftshift.errors import PlanError
@@ -189,9 +189,10 @@ def _upsert_changes(
 def key_ranges(plan: Plan, source: Source, table: Table) -> tuple[list[KeyRange | None], int]:
     """The transfer's key ranges for the table as it is now, and about how many rows it has."""
     key = integer_key(table)
-    bounds = source.key_bounds(table, key) if key else None
     rows = source.planned_rows(table)
-    return plan_chunks(key, bounds, rows, chunk_rows_for(plan.transfer, table, rows)), rows
+    if key is None:
+        return [None], rows
+    return integer_ranges(source, table, key, rows, chunk_rows_for(plan.transfer, table, rows)), rows
 
 
 def reconcile(source: Source, target: Target, table: Table, ranges: list[KeyRange | None]) -> _Reconciled:

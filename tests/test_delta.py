@@ -88,6 +88,18 @@ def test_a_row_committed_late_at_the_mark_and_a_lost_row_are_both_caught(pg_url,
     assert lifecycle.run_stage("validate", plan).report.gate.passed
 
 
+def test_deletes_among_sparse_keys_are_found_in_ranges_of_about_chunk_rows(pg_url, tmp_path):
+    # One id far from the rest: ranges of equal width would hold every other row in one range.
+    _sql(pg_url, _SOURCE + "INSERT INTO items VALUES (9000000000000000000, 'far', 1, '2024-01-01');")
+    transfer = {"chunk_rows": 100, "watermarks": {"items": "updated_at"}}
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["items"], transfer=transfer)
+    assert lifecycle.run_stage("transfer", plan).report.gate.passed
+    _sql(pg_url, "DELETE FROM items WHERE id IN (5, 500)")
+    items = _delta(plan)["items"]
+    assert (items.deleted, items.ranges >= 9, items.differing) == (2, True, 2)
+    assert lifecycle.run_stage("validate", plan).report.gate.passed
+
+
 def test_unknown_watermark_column_is_one_clear_error(pg_url, tmp_path):
     _sql(pg_url, _SOURCE)
     plan = write_plan(

@@ -34,7 +34,13 @@ INSERT INTO stamps SELECT timestamp '2000-01-01 00:00:00.000001' + g * interval 
   FROM generate_series(1, 500) g;
 CREATE TABLE keyless (a int, b text);
 INSERT INTO keyless SELECT g % 50, repeat('x', g % 300) FROM generate_series(1, 3000) g;
+CREATE TABLE sparse (id bigint PRIMARY KEY, v text);
+INSERT INTO sparse SELECT g, 'v' || g FROM generate_series(1, 1000) g;
+INSERT INTO sparse VALUES (-9223372036854775808, 'least'), (9223372036854775807, 'most');
+ANALYZE sparse;
 """
+# sparse: an integer key whose two sentinels stretch its span far beyond its rows, so equal-width
+# ranges would put every other row into one chunk.
 
 
 def _target_url(kind: str, tmp_path, bq_endpoint, pg_admin_url) -> str:
@@ -67,12 +73,12 @@ def test_every_key_shape_is_chunked_copied_exactly_and_a_rerun_never_doubles(
 ):
     url = _target_url(kind, tmp_path, bq_endpoint, pg_admin_url)
     plan = write_plan(tmp_path, shapes, url, transfer={"chunk_rows": 150},
-                      tables=["composite", "uuids", "stamps", "keyless"])  # fmt: skip
+                      tables=["composite", "uuids", "stamps", "keyless", "sparse"])  # fmt: skip
     report = transfer.run(plan, Ledger(plan.ledger_url()))
     assert report.gate.passed, report.gate.reasons
     chunks = {t.table: t.chunks for t in report.tables}
     assert all(n >= 3 for n in chunks.values()), chunks
-    _assert_copied(plan, ["composite", "uuids", "stamps", "keyless"])
+    _assert_copied(plan, ["composite", "uuids", "stamps", "keyless", "sparse"])
 
     ledger = Ledger(plan.ledger_url())
     for name in ("composite", "keyless"):  # redo two chunks of each, as if they had not landed
@@ -107,7 +113,7 @@ def test_chunks_hold_about_chunk_bytes_of_the_table_unless_the_plan_fixes_their_
 
 def test_chunk_boundaries_survive_the_ledger_and_cover_the_table(shapes):
     source = PostgresSource(shapes)
-    for table in source.catalog(["composite", "uuids", "stamps", "keyless"]):
+    for table in source.catalog(["composite", "uuids", "stamps", "keyless", "sparse"]):
         chunks = plan_table(source, table, source.row_count(table), 100)
         assert len(chunks) >= 3
         restored = [from_record(table, to_record(table, i, c)) for i, c in enumerate(chunks)]
@@ -116,6 +122,8 @@ def test_chunk_boundaries_survive_the_ledger_and_cover_the_table(shapes):
         assert all(isinstance(c, expected) for c in restored)
         counts = [source.fingerprint(table, c).rows for c in restored]
         assert sum(counts) == source.row_count(table) and min(counts) > 0, counts
+        if expected is KeyRange:
+            assert max(counts) <= 2 * 100, (table.name, counts)
     source.close()
 
 
