@@ -29,18 +29,32 @@ _SESSION = (
     "SET IntervalStyle = 'iso_8601'"
 )
 
-_PLANNED_ROWS = (
-    "SELECT (reltuples / relpages * (pg_relation_size(oid) / current_setting('block_size')::int))::int8 "
-    "FROM pg_class WHERE oid = %s::regclass AND relpages > 0 AND reltuples > 0"
-)
+# A table's heaps: the table itself, or a partitioned table's leaf partitions (its own size is 0).
+_HEAPS = """(SELECT p.relid FROM pg_partition_tree({rel}) p WHERE p.isleaf
+  UNION SELECT {rel}::regclass WHERE NOT EXISTS (SELECT FROM pg_partition_tree({rel})))"""
+# Per heap, rows per page at its last ANALYZE times its pages now; how many heaps hold pages but
+# no such figure (never analyzed, or empty then), which only a count can size.
+_PLANNED_ROWS = f"""
+SELECT sum((reltuples / relpages * (pg_relation_size(oid) / current_setting('block_size')::int))::int8)
+         FILTER (WHERE relpages > 0 AND reltuples > 0),
+       count(*) FILTER (WHERE NOT (relpages > 0 AND reltuples > 0) AND pg_relation_size(oid) > 0)
+FROM pg_class WHERE oid IN {_HEAPS.format(rel="%(rel)s::regclass")}
+"""
 _PARALLEL = "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0.001"
 
 # Types psycopg loads as Python objects Arrow cannot take (dicts and lists mixed, UUID, ipaddress,
 # Range): query() returns PostgreSQL's text of them instead.
 _LOADED_AS_TEXT = ("json", "jsonb", "uuid", "inet", "cidr", *BUILTIN_RANGES)
 
-_TABLES_SQL = """
-SELECT c.oid, c.relname, greatest(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid)
+_PAGES_SQL = f"""
+SELECT coalesce(max(pg_relation_size(h)), 0) / current_setting('block_size')::int
+FROM {_HEAPS.format(rel="%(rel)s::regclass")} h(h)
+"""
+_TABLE_HEAPS = _HEAPS.format(rel="c.oid")
+_TABLES_SQL = f"""
+SELECT c.oid, c.relname,
+  (SELECT coalesce(sum(greatest(h.reltuples, 0)), 0)::bigint FROM pg_class h WHERE h.oid IN {_TABLE_HEAPS}),
+  (SELECT coalesce(sum(pg_total_relation_size(h)), 0)::bigint FROM {_TABLE_HEAPS} h(h))
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition
 ORDER BY c.relname
@@ -281,9 +295,9 @@ class PostgresSource:
         return [c for i, c in enumerate(cuts) if i == 0 or c != cuts[i - 1]]
 
     def pages(self, table: Table) -> int:
-        """The table's size in heap pages, which ctid ranges split."""
-        sql = "SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int"
-        row = self.conn.execute(sql, (self.relation(table),)).fetchone()
+        """The table's size in heap pages, which ctid ranges split; for a partitioned table, its largest
+        partition's (a ctid range selects those pages of every partition)."""
+        row = self.conn.execute(_PAGES_SQL, {"rel": self.relation(table)}).fetchone()
         return int(row[0]) if row else 0
 
     def planned_rows(self, table: Table) -> int:
@@ -291,8 +305,9 @@ class PostgresSource:
         ANALYZE times pages now); counted exactly when it was never analyzed or was empty then."""
         # Not count(*): that reads the whole table (minutes, for a large one) only to size chunks and
         # a progress bar, which need only be near.
-        row = self.conn.execute(_PLANNED_ROWS, (self.relation(table),)).fetchone()
-        return int(row[0]) if row else self.row_count(table)
+        row = self.conn.execute(_PLANNED_ROWS, {"rel": self.relation(table)}).fetchone()
+        estimated, unsized = row or (0, 1)
+        return self.row_count(table) if unsized else int(estimated or 0)
 
     def row_count(self, table: Table) -> int:
         """The exact number of rows."""
