@@ -82,7 +82,7 @@ def run(
             for _ in range(_writer_count(plan, writers[0]) - 1):
                 writers.append(open_target(plan))  # one by one: the finally closes those opened
             with dask_client(plan.transfer.dask_address) as client:
-                lines = [_copy_table(plan, ledger, source, writers, client, t, progress) for t in tables]
+                lines = [_copy_present(plan, ledger, source, writers, client, t, progress) for t in tables]
         finally:
             for writer in writers:
                 writer.close()
@@ -178,6 +178,29 @@ def _resumable(table: Table, records: list[ChunkRecord]) -> bool:
     when none or all are done."""
     states = {r.state == "done" for r in records}
     return len(states) == 1 or not isinstance(from_record(table, records[0]), CtidRange)
+
+
+_GONE = (
+    "the table is gone from the source schema (dropped or renamed since the transfer started); restore "
+    "it, or leave it out of 'tables' in the plan; a rerun keeps what the other tables moved"
+)
+
+
+def _copy_present(
+    plan: Plan, ledger: Ledger, source: Source, writers: list[Target], client: Client,
+    table: Table, progress: Progress | None,
+) -> TableTransfer:  # fmt: skip
+    """Copy one table; one dropped or renamed since the catalog was read fails alone, saying so."""
+    t0 = time.perf_counter()
+    try:
+        return _copy_table(plan, ledger, source, writers, client, table, progress)
+    except Exception:
+        if source.has_table(table):
+            raise
+    return TableTransfer(
+        table=table.name, rows=0, chunks=0, moved=0, skipped=0, retried=0, failed=[_GONE],
+        seconds=time.perf_counter() - t0,
+    )  # fmt: skip
 
 
 def _copy_table(

@@ -229,6 +229,31 @@ def test_a_chunk_the_target_rejects_fails_with_its_message_and_a_rerun_completes
     _assert_copied(plan, ["t"])
 
 
+def test_a_table_dropped_before_its_turn_fails_alone_saying_so_and_a_rerun_without_it_passes(
+    pg_url, tmp_path
+):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE aa (id int PRIMARY KEY); INSERT INTO aa SELECT generate_series(1, 1000)")
+        conn.execute("CREATE TABLE zz (id int PRIMARY KEY); INSERT INTO zz SELECT generate_series(1, 10)")
+    chunks = {"chunk_rows": 250}
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["aa", "zz"], transfer=chunks)
+    dropped = []
+
+    def drop_zz_while_aa_moves(table: str, done: int, total: int, nbytes: int = 0) -> None:
+        if table == "aa" and nbytes and not dropped:  # after aa's first chunk landed: zz was catalogued
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                dropped.append(conn.execute("DROP TABLE zz"))
+
+    report = transfer.run(plan, Ledger(plan.ledger_url()), progress=drop_zz_while_aa_moves)
+    assert dropped and not report.gate.passed
+    assert [(t.table, t.rows) for t in report.tables] == [("aa", 1000), ("zz", 0)]
+    (reason,) = report.gate.reasons
+    assert reason.startswith("zz: the table is gone from the source schema") and "'tables'" in reason
+    rerun = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["aa"], transfer=chunks)
+    again = transfer.run(rerun, Ledger(rerun.ledger_url()))
+    assert again.gate.passed and (again.tables[0].skipped, again.tables[0].moved) == (4, 0)
+
+
 def test_both_places_of_the_checksum_at_extract_record_the_same_proofs(pg_url, pg_admin_url, tmp_path):
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(EDGE_TABLE)

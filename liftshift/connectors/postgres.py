@@ -186,6 +186,11 @@ class PostgresSource:
         wanted = [r for r in rows if any(fnmatch.fnmatchcase(r[1], p) for p in patterns)]
         return [self._describe(oid, name, est, size) for oid, name, est, size in wanted]
 
+    def has_table(self, table: Table) -> bool:
+        """Whether the table is (still) there."""
+        found = self.conn.execute("SELECT to_regclass(%s)", (self.relation(table),)).fetchone()
+        return found is not None and found[0] is not None
+
     def _schema_exists(self) -> bool:
         sql = "SELECT 1 FROM pg_namespace WHERE nspname = %s"
         return self.conn.execute(sql, (self.schema,)).fetchone() is not None
