@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from liftshift.errors import PlanError
 
@@ -36,6 +36,8 @@ class TargetSpec(_Strict):
     """The warehouse to migrate into."""
 
     url: str
+    # BigQuery only: where load files are staged (liftshift.connectors.stage); unset, each is uploaded.
+    stage: str | None = None
 
     @field_validator("url")
     @classmethod
@@ -44,6 +46,18 @@ class TargetSpec(_Strict):
             allowed = "bigquery://PROJECT/DATASET, duckdb:///path.duckdb or postgresql://…"
             raise ValueError(f"must be one of {allowed}")
         return url
+
+    @model_validator(mode="after")
+    def _stage_for_bigquery(self) -> "TargetSpec":
+        if self.stage is None:
+            return self
+        if not self.url.startswith("bigquery://"):
+            raise ValueError("stage is where BigQuery load files wait; other targets take none")
+        if not self.stage.startswith(("gs://", "file:///")):
+            raise ValueError("stage must be gs://BUCKET/PREFIX, or file:///FOLDER for the local endpoint")
+        if self.stage.startswith("file://") and "endpoint=" not in self.url:
+            raise ValueError("BigQuery cannot read this machine's files: stage must be gs://BUCKET/PREFIX")
+        return self
 
 
 class ValidateSpec(_Strict):

@@ -1,15 +1,12 @@
 """BigQuery as a target, through google-cloud-bigquery: Parquet load jobs, queries, fingerprints."""
 
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from google.api_core import exceptions as gexc
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
@@ -17,6 +14,7 @@ from google.cloud import bigquery
 
 from liftshift import fingerprint as fp
 from liftshift.connectors.base import Column, Fingerprint, KeyRange, Table, TargetColumn
+from liftshift.connectors.stage import LoadFiles
 from liftshift.errors import ConnectError, PlanError
 from liftshift.types import target_mapping
 
@@ -45,7 +43,9 @@ class BigQueryTarget:
 
     dialect = "bigquery"
 
-    def __init__(self, project: str, dataset: str, endpoint: str | None = None) -> None:
+    def __init__(
+        self, project: str, dataset: str, endpoint: str | None = None, stage: str | None = None
+    ) -> None:
         self.project = project
         self.dataset = dataset
         if endpoint:
@@ -64,6 +64,7 @@ class BigQueryTarget:
                 f"cannot reach dataset {project}.{dataset} at {where}: {exc}; check target.url "
                 "and credentials (gcloud auth application-default login)"
             ) from None
+        self.files = LoadFiles(self.client, _RETRY, stage)
 
     def close(self) -> None:
         """Close the client's connections."""
@@ -114,12 +115,7 @@ class BigQueryTarget:
         config = bigquery.LoadJobConfig(
             source_format="PARQUET", schema=self.schema(table), write_disposition=disposition
         )
-        with tempfile.TemporaryDirectory(prefix="liftshift-stage-") as tmp:
-            path = Path(tmp) / f"{table.name}.parquet"
-            pq.write_table(data, path)
-            with path.open("rb") as fh:
-                job = self.client.load_table_from_file(fh, self.table_id(table), job_config=config)
-            job.result(retry=_RETRY, timeout=600)
+        self.files.load(data, self.table_id(table), config)
         return data.num_rows
 
     def fingerprint(self, table: Table, key_range: KeyRange | None) -> Fingerprint:
@@ -195,12 +191,7 @@ class BigQueryTarget:
         )
         try:
             self.client.create_table(stage, exists_ok=True, retry=_RETRY)  # a retry finds its own table
-            with tempfile.TemporaryDirectory(prefix="liftshift-stage-") as tmp:
-                path = Path(tmp) / "stage.parquet"
-                pq.write_table(data, path)
-                with path.open("rb") as fh:
-                    job = self.client.load_table_from_file(fh, stage_id, job_config=config)
-                job.result(retry=_RETRY, timeout=600)
+            self.files.load(data, stage_id, config)
             yield f"`{stage_id}`"
         finally:
             self.client.delete_table(stage_id, not_found_ok=True, retry=_RETRY)
