@@ -69,7 +69,11 @@ def plan_chunks(
     low, high = bounds
     count = max(1, math.ceil(rows / chunk_rows))
     step = max(1, math.ceil((high - low + 1) / count))
-    cuts = [low + i * step for i in range(1, count) if low + i * step <= high]
+    return _between(key, [low + i * step for i in range(1, count) if low + i * step <= high])
+
+
+def _between(key: str, cuts: list[int]) -> list[KeyRange | None]:
+    """Ranges of an integer key between ascending cuts, open at both ends."""
     edges: list[int | None] = [None, *cuts, None]
     return [KeyRange(key, a, b) for a, b in zip(edges, edges[1:], strict=False)]
 
@@ -87,9 +91,7 @@ def integer_ranges(
     bounds = source.key_bounds(table, key)
     if bounds is None or bounds[1] - bounds[0] + 1 <= DENSE * max(rows, 1):
         return plan_chunks(key, bounds, rows, chunk_rows)
-    cuts = [int(cut[0]) for cut in source.key_cuts(table, rows, chunk_rows)]
-    edges: list[int | None] = [None, *cuts, None]
-    return [KeyRange(key, a, b) for a, b in zip(edges, edges[1:], strict=False)]
+    return _between(key, [int(cut[0]) for cut in source.key_cuts(table, rows, chunk_rows)])
 
 
 def plan_table(source: Source, table: Table, rows: int, chunk_rows: int) -> list[Chunk]:
