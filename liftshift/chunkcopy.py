@@ -15,8 +15,9 @@ from typing import Any
 
 from distributed import Client, Future
 
+from liftshift.assembly import destination
 from liftshift.chunking import describe, from_record
-from liftshift.connectors.base import Chunk, CtidRange, KeyRange, Table, Target, staging
+from liftshift.connectors.base import Table, Target
 from liftshift.extract import extract_chunk, load_fingerprint, native_proof
 from liftshift.ledger import ChunkRecord, Ledger
 from liftshift.plan import Plan
@@ -49,10 +50,10 @@ class ChunkCopy:
 
     def __init__(
         self, plan: Plan, ledger: Ledger, writers: list[Target], client: Client, table: Table,
-        snapshot_id: str,
+        snapshot_id: str, in_parts: bool,
     ) -> None:  # fmt: skip
         self.plan, self.ledger, self.client, self.table = plan, ledger, client, table
-        self.snapshot_id, self.writers = snapshot_id, writers
+        self.snapshot_id, self.writers, self.in_parts = snapshot_id, writers, in_parts
         self.native = native_proof(writers[0].dialect, plan.transfer.verify, table)
         self.events: queue.Queue[tuple[str, ChunkRecord, Any]] = queue.Queue()
         self.free: queue.Queue[Target] = queue.Queue()
@@ -113,25 +114,20 @@ class ChunkCopy:
         """Write an extracted chunk with a free writer, and compare its checksums (a writer thread)."""
         writer = self.free.get()
         try:
-            return land_chunk(writer, self.table, record, future, self.native)
+            return land_chunk(writer, self.table, record, future, self.native, self.in_parts)
         finally:
             future.release()  # the chunk's Arrow table leaves the worker's memory
             self.free.put(writer)
 
 
-def destination(table: Table, record: ChunkRecord, chunk: Chunk) -> tuple[Table, KeyRange | None]:
-    """Where a chunk lands: its key range of the table, or (ctid chunks) a staging table of its own."""
-    if isinstance(chunk, CtidRange):
-        return staging(table, record.chunk), None
-    return table, chunk
-
-
-def land_chunk(target: Target, table: Table, record: ChunkRecord, future: Future, native: bool) -> Landed:
+def land_chunk(
+    target: Target, table: Table, record: ChunkRecord, future: Future, native: bool, in_parts: bool
+) -> Landed:
     """Write an extracted chunk and compare checksums; the chunk fails with the engine's message."""
     attempt = replace(record, attempts=record.attempts + 1)
     try:
         data, source_fp = future.result()
-        into, key_range = destination(table, record, from_record(table, record))
+        into, key_range = destination(target, table, record, in_parts)
         if into is not table:
             target.prepare(into)
         target.write(into, data, key_range)

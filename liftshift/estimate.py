@@ -84,7 +84,7 @@ def probe(
         _, hashed = _timed(lambda: arrow_fingerprint(table, data, native))
     scratch = replace(table, ref=TableRef(table.ref.schema, scratch_name(table.name)))
     key = integer_key(table)
-    key_range = KeyRange(key) if key else None
+    key_range = KeyRange(key) if key and not target.stages_chunks else None  # as transfer writes a chunk
     try:
         target.prepare(scratch)
         try:

@@ -8,13 +8,15 @@ from typing import Protocol
 from distributed import Client
 from pydantic import BaseModel, ConfigDict
 
+from liftshift.assembly import assemble, lost_parts, staged
 from liftshift.chunkcopy import ChunkCopy
 from liftshift.chunking import chunk_rows_for, from_record, integer_key, plan_chunks, plan_table, to_record
 from liftshift.cluster import dask_client
 from liftshift.connectors import open_source, open_target
-from liftshift.connectors.base import CtidRange, Source, Table, Target, staging
+from liftshift.connectors.base import CtidRange, Source, Table, Target
 from liftshift.connectors.duckdb import DuckDBTarget
 from liftshift.errors import PlanError, UnsupportedTypeError
+from liftshift.extract import native_proof
 from liftshift.ledger import ChunkRecord, Ledger
 from liftshift.plan import Plan
 from liftshift.report import GateResult, StageReport
@@ -156,10 +158,17 @@ def _refuse_blockers(tables: list[Table], dialect: str) -> None:
         )
 
 
-def _chunk_records(plan: Plan, ledger: Ledger, source: Source, table: Table, rows: int) -> list[ChunkRecord]:
+def _chunk_records(
+    plan: Plan, ledger: Ledger, source: Source, target: Target, table: Table, rows: int
+) -> list[ChunkRecord]:
     """The table's chunks from the ledger, or a new chunk plan recorded there."""
     records = ledger.chunk_records(plan.name, table.name)
     if records and _resumable(table, records):
+        lost = {r.chunk for r in lost_parts(target, table, records)}
+        if not lost:
+            return records
+        records = [replace(r, state="pending") if r.chunk in lost else r for r in records]
+        ledger.save_chunks(plan.name, [r for r in records if r.chunk in lost])
         return records
     if records:
         # Page ranges hold other rows in another snapshot (an update moves a row to a later page),
@@ -211,35 +220,31 @@ def _copy_table(
     t0, target = time.perf_counter(), writers[0]
     with source.exported_snapshot() as snapshot_id:
         rows = source.planned_rows(table)
-        records = _chunk_records(plan, ledger, source, table, rows)
         target.prepare(table)
+        records = _chunk_records(plan, ledger, source, target, table, rows)
         done_rows = sum(r.rows or 0 for r in records if r.state == "done")
         pending = [r for r in records if r.state != "done"]
         if progress:
             progress(table.name, done_rows, max(done_rows, rows))
-        copy = ChunkCopy(plan, ledger, writers, client, table, snapshot_id)
+        copy = ChunkCopy(plan, ledger, writers, client, table, snapshot_id, staged(target, table, records))
         moved = copy.run(pending, lambda n, nbytes: _tick(progress, table, done_rows, rows, n, nbytes))
-    failed = moved.failed
-    if not failed:
-        _assemble(target, table, records)
+    failed = moved.failed or _assemble(plan, ledger, target, table)
     return TableTransfer(
         table=table.name, rows=done_rows + moved.rows, chunks=len(records),
-        moved=len(pending) - len(failed), skipped=len(records) - len(pending), retried=moved.retried,
+        moved=len(pending) - len(moved.failed), skipped=len(records) - len(pending), retried=moved.retried,
         failed=failed, seconds=time.perf_counter() - t0,
     )  # fmt: skip
+
+
+def _assemble(plan: Plan, ledger: Ledger, target: Target, table: Table) -> list[str]:
+    """Assemble a table landed in parts; if it does not hold their rows, every chunk moves again."""
+    records = ledger.chunk_records(plan.name, table.name)
+    error = assemble(target, table, records, native_proof(target.dialect, plan.transfer.verify, table))
+    if error:
+        ledger.save_chunks(plan.name, [replace(r, state="pending") for r in records])
+    return [error] if error else []
 
 
 def _tick(progress: Progress | None, table: Table, done: int, rows: int, moved: int, nbytes: int) -> None:
     if progress:
         progress(table.name, done + moved, max(rows, done + moved), nbytes)
-
-
-def _assemble(target: Target, table: Table, records: list[ChunkRecord]) -> None:
-    """Assemble a keyless table from its staging tables, unless an earlier run did already."""
-    chunks = [from_record(table, r) for r in records]
-    if not chunks or not isinstance(chunks[0], CtidRange):
-        return
-    parts = [staging(table, r.chunk) for r in records]
-    # Part 0 is dropped first after assembling: while it exists, the assembly has not finished.
-    if target.columns(parts[0]):
-        target.assemble(table, parts)

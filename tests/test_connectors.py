@@ -162,7 +162,12 @@ def test_rewriting_a_range_replaces_it_and_never_doubles_rows(source, target):
     (table,) = source.catalog(["edge"])
     target.prepare(table)
     low, high = KeyRange("id", None, 3), KeyRange("id", 3, None)
-    for key_range in (low, high, low, low):
+    ranges: tuple[KeyRange | None, ...] = (low, high, low, low)
+    if target.stages_chunks:  # BigQuery: a chunk replaces a table of its own whole (liftshift.assembly)
+        with pytest.raises(ValueError, match="parts of their own"):
+            target.write(table, source.read_table(table, low), low)
+        ranges = (None, None)
+    for key_range in ranges:
         target.write(table, source.read_table(table, key_range), key_range)
     assert target.fingerprint(table, None) == source.fingerprint(table, None)
     assert target.fingerprint(table, low).rows == 2

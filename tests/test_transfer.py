@@ -91,8 +91,10 @@ def test_every_key_shape_is_chunked_copied_exactly_and_a_rerun_never_doubles(
         for record in ledger.chunk_records(plan.name, name)[1:3]:
             ledger.save_chunk(plan.name, replace(record, state="pending"))
     again = {t.table: t for t in transfer.run(plan, ledger).tables}
-    # A keyless table's page ranges are read again in one snapshot: rows move between pages.
-    assert (again["composite"].moved, again["uuids"].moved) == (2, 0)
+    # A keyless table's page ranges are read again in one snapshot: rows move between pages. Into
+    # BigQuery a table is assembled from parts, dropped after: redoing any chunk redoes them all.
+    redone = again["composite"].chunks if kind == "bigquery" else 2
+    assert (again["composite"].moved, again["uuids"].moved) == (redone, 0)
     assert again["keyless"].moved == again["keyless"].chunks
     _assert_copied(plan, ["composite", "keyless"])
     target = open_target(plan)

@@ -114,7 +114,7 @@ class CtidRange:
     """Rows of the source in heap pages [low, high) (for tables without a primary key).
 
     The target has no ctid, so such a chunk lands in a staging table of its own (see staging())
-    and the table is assembled from all of them at the end.
+    and the table is assembled from all of them at the end (liftshift.assembly).
     """
 
     low: int | None = None
@@ -125,7 +125,7 @@ Chunk = KeyRange | CtidRange | None  # None: the whole table
 
 
 def staging(table: Table, chunk: int) -> Table:
-    """The staging table a ctid chunk lands in before the table is assembled."""
+    """The staging table (part) a chunk lands in before the table is assembled (liftshift.assembly)."""
     return replace(table, ref=TableRef(table.ref.schema, f"{table.name}__liftshift_part_{chunk}"))
 
 
@@ -179,6 +179,7 @@ class Target(Protocol):
     """A warehouse liftshift migrates into."""
 
     dialect: str
+    stages_chunks: bool  # every chunk lands in a part of its own (liftshift.assembly)
 
     def relation(self, table: Table) -> str: ...
     def prepare(self, table: Table) -> None: ...
@@ -187,6 +188,7 @@ class Target(Protocol):
     def write(self, table: Table, data: pa.Table, key_range: KeyRange | None) -> int: ...
     def fingerprint(self, table: Table, key_range: KeyRange | None) -> Fingerprint: ...
     def columns(self, table: Table) -> list[TargetColumn]: ...
+    def table_names(self) -> set[str]: ...
     def expected_type(self, column: Column) -> str: ...
     def query(self, sql: str) -> pa.Table: ...
     def close(self) -> None: ...

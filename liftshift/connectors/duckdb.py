@@ -18,6 +18,7 @@ class DuckDBTarget:
     """A DuckDB database file liftshift writes into."""
 
     dialect = "duckdb"
+    stages_chunks = False  # a key range is replaced in the table itself, in one transaction
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -59,15 +60,13 @@ class DuckDBTarget:
         self.conn.execute(f"DROP TABLE IF EXISTS {self.relation(table)}")
 
     def assemble(self, table: Table, parts: list[Table]) -> None:
-        """Replace the table by its staging tables' rows in one transaction, then drop them."""
+        """Replace the table by its staging tables' rows in one transaction."""
         union = " UNION ALL ".join(f"SELECT * FROM {self.relation(p)}" for p in parts)
         self.conn.execute("BEGIN")
         try:
             self.conn.execute(f"DELETE FROM {self.relation(table)}")
             if parts:
                 self.conn.execute(f"INSERT INTO {self.relation(table)} {union}")
-            for part in parts:
-                self.drop(part)
             self.conn.execute("COMMIT")
         except Exception:
             self.conn.execute("ROLLBACK")
@@ -109,6 +108,11 @@ class DuckDBTarget:
             [table.name],
         ).fetchall()
         return [TargetColumn(name, _DECLARED.get(typ, typ), nullable) for name, typ, nullable in rows]
+
+    def table_names(self) -> set[str]:
+        """The names of the tables in the database."""
+        rows = self.conn.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        return {name for (name,) in rows}
 
     def expected_type(self, column: Column) -> str:
         """The type name this target reports for a mapped column."""

@@ -15,6 +15,8 @@ from liftshift.types import Canonical, target_mapping
 class PostgresTarget(PostgresSource):
     """A PostgreSQL schema liftshift writes into; it reads and fingerprints as a source does."""
 
+    stages_chunks = False  # a key range is replaced in the table itself, in one transaction
+
     def prepare(self, table: Table) -> None:
         """Create the table with the mapped column types unless it exists."""
         cols = ", ".join(
@@ -28,14 +30,12 @@ class PostgresTarget(PostgresSource):
         self.conn.execute(f"DROP TABLE IF EXISTS {self.relation(table)}")
 
     def assemble(self, table: Table, parts: list[Table]) -> None:
-        """Replace the table by its staging tables' rows in one transaction, then drop them."""
+        """Replace the table by its staging tables' rows in one transaction."""
         union = " UNION ALL ".join(f"SELECT * FROM {self.relation(p)}" for p in parts)
         with self.conn.transaction():
             self.conn.execute(f"DELETE FROM {self.relation(table)}")
             if parts:
                 self.conn.execute(f"INSERT INTO {self.relation(table)} {union}")
-            for part in parts:
-                self.drop(part)
 
     def write(self, table: Table, data: pa.Table, key_range: KeyRange | None) -> int:
         """Replace a key range with data in one transaction."""
@@ -60,6 +60,11 @@ class PostgresTarget(PostgresSource):
             return []
         rows = self.conn.execute(_COLUMNS_SQL, (oid[0],)).fetchall()
         return [TargetColumn(name, typ, nullable) for name, typ, nullable, *_ in rows]
+
+    def table_names(self) -> set[str]:
+        """The names of the tables in the target schema."""
+        rows = self.conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (self.schema,))
+        return {name for (name,) in rows.fetchall()}
 
     def stored(self, table: Table) -> Table:
         """The table as stored here: a column held as text or jsonb holds its canonical value already."""

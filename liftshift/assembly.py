@@ -1,0 +1,76 @@
+"""Tables landed in parts: each chunk into a staging table of its own, assembled when all are done.
+
+A table of several chunks lands in parts when the target cannot replace a chunk in the table
+itself: its chunks are ctid ranges (the target has no ctid), or the target stages chunks
+(BigQuery, see BigQueryTarget.stages_chunks). A table of one chunk replaces the table whole.
+Parts are dropped once the assembled table has been proved to hold their rows, part 0 first:
+while part 0 exists, the assembly has not finished.
+"""
+
+from liftshift.chunking import from_record
+from liftshift.connectors.base import CtidRange, Fingerprint, KeyRange, Table, Target, staging
+from liftshift.extract import load_fingerprint
+from liftshift.ledger import ChunkRecord
+
+
+def whole_chunks(target: Target, table: Table, record: ChunkRecord) -> bool:
+    """Whether this chunk, and so every chunk of its table, is written as a whole table is."""
+    return target.stages_chunks or isinstance(from_record(table, record), CtidRange)
+
+
+def staged(target: Target, table: Table, records: list[ChunkRecord]) -> bool:
+    """Whether a table's chunks land in parts."""
+    return len(records) > 1 and whole_chunks(target, table, records[0])
+
+
+def destination(
+    target: Target, table: Table, record: ChunkRecord, in_parts: bool
+) -> tuple[Table, KeyRange | None]:
+    """Where a chunk lands: a part of its own, the whole table, or its key range of the table."""
+    if in_parts:
+        return staging(table, record.chunk), None
+    chunk = from_record(table, record)
+    if isinstance(chunk, KeyRange) and not target.stages_chunks:
+        return table, chunk
+    return table, None
+
+
+def lost_parts(target: Target, table: Table, records: list[ChunkRecord]) -> list[ChunkRecord]:
+    """Done chunks whose part is gone, to be moved again: none once the table is assembled.
+
+    A part goes missing when a run stopped while dropping parts, when someone dropped it, or when
+    an older liftshift wrote the chunk straight into the table.
+    """
+    done = [r for r in records if r.state == "done"]
+    if not done or not staged(target, table, records):
+        return []
+    present = target.table_names()
+    assembled = len(done) == len(records) and staging(table, 0).name not in present
+    return [] if assembled else [r for r in done if staging(table, r.chunk).name not in present]
+
+
+def assemble(target: Target, table: Table, records: list[ChunkRecord], native: bool) -> str:
+    """Assemble a table from its parts, prove it holds their rows, drop them; the error, or ''.
+
+    Skipped when an earlier run assembled it already (part 0 is gone). On a mismatch the parts
+    are kept and the caller marks every chunk to move again.
+    """
+    if not staged(target, table, records) or staging(table, 0).name not in target.table_names():
+        return ""
+    parts = [staging(table, r.chunk) for r in records]
+    target.assemble(table, parts)
+    expected = Fingerprint(
+        rows=sum(r.rows or 0 for r in records),
+        checksum=sum(r.target_checksum or 0 for r in records) % (1 << 64),
+    )
+    found = load_fingerprint(target, table, None, native)
+    if found != expected:
+        return (
+            f"the table assembled from its {len(parts)} staging tables ({parts[0].name} …) has "
+            f"{found.rows} rows / checksum {found.checksum:016x}, its chunks {expected.rows} / "
+            f"{expected.checksum:016x} (was a staging table written to?); every chunk will move "
+            "again: rerun the transfer"
+        )
+    for part in parts:
+        target.drop(part)
+    return ""
