@@ -1,6 +1,7 @@
-"""Into BigQuery, a table of several chunks lands in parts (one load job each) and is assembled once,
-against the local endpoint: parts lost before the assembly are moved again, and an assembly that
-does not hold its parts' rows is caught."""
+"""Tables landed in parts. Into BigQuery (the local endpoint) a table of several chunks lands in
+parts, one load job each, and is assembled once: parts lost before the assembly are moved again,
+and an assembly that does not hold its parts' rows is caught. Into PostgreSQL, the parts of a
+long-named keyless table keep names of their own."""
 
 import psycopg
 import pytest
@@ -10,7 +11,7 @@ from liftshift.connectors import open_target
 from liftshift.connectors.base import staging
 from liftshift.connectors.postgres import PostgresSource
 from liftshift.ledger import Ledger
-from tests.conftest import bigquery_url, write_plan
+from tests.conftest import bigquery_url, new_database, write_plan
 
 _TABLES = """
 CREATE TABLE items (id bigint PRIMARY KEY, name text);
@@ -108,4 +109,24 @@ def test_an_assembly_that_does_not_hold_its_parts_rows_fails_and_a_rerun_moves_t
     assert again.gate.passed, again.gate.reasons
     assert next(t for t in again.tables if t.table == "items").moved == 4
     assert target.fingerprint(table, None) == source_fp
+    target.close()
+
+
+def test_the_parts_of_a_table_whose_name_fills_postgresqls_63_bytes_stay_apart(
+    pg_url, pg_admin_url, tmp_path
+):
+    name = "measurements_" + "é" * 25  # 63 bytes: with a part's suffix, PostgreSQL would cut it
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE TABLE "{name}" (a int, pad text)')  # no key: ctid chunks land in parts
+        conn.execute(f"INSERT INTO \"{name}\" SELECT g, repeat('x', 200) FROM generate_series(1, 3000) g")
+    target_url, chunks = new_database(pg_admin_url), {"chunk_rows": 150}
+    plan = write_plan(tmp_path, pg_url, target_url, tables=[name], transfer=chunks)
+    report = transfer.run(plan, Ledger(plan.ledger_url()))
+    assert report.gate.passed, report.gate.reasons
+    assert report.tables[0].chunks > 10  # parts 1 and 10 would share a cut name
+    table, source_fp = _catalog(plan, name)
+    parts = {staging(table, n).name for n in range(report.tables[0].chunks)}
+    assert len(parts) == report.tables[0].chunks and all(len(p.encode()) <= 63 for p in parts)
+    target = open_target(plan)
+    assert target.fingerprint(table, None) == source_fp and target.table_names() == {name}
     target.close()

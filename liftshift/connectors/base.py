@@ -1,5 +1,6 @@
 """The contracts every connector keeps: Arrow at the boundary, fingerprints that agree."""
 
+import hashlib
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
@@ -124,9 +125,18 @@ class CtidRange:
 Chunk = KeyRange | CtidRange | None  # None: the whole table
 
 
+# PostgreSQL cuts longer names to 63 bytes: the parts of a long-named table would become one.
+_NAME_BYTES = 63
+
+
 def staging(table: Table, chunk: int) -> Table:
-    """The staging table (part) a chunk lands in before the table is assembled (liftshift.assembly)."""
-    return replace(table, ref=TableRef(table.ref.schema, f"{table.name}__liftshift_part_{chunk}"))
+    """The staging table (part) a chunk lands in before the table is assembled (liftshift.assembly):
+    TABLE__liftshift_part_N, or for a long name its first bytes and a hash of it in place of TABLE."""
+    name = f"{table.name}__liftshift_part_{chunk}"
+    if len(name.encode()) > _NAME_BYTES:
+        digest = hashlib.sha1(table.name.encode()).hexdigest()[:8]
+        name = f"{table.name.encode()[:24].decode(errors='ignore')}_{digest}__liftshift_part_{chunk}"
+    return replace(table, ref=TableRef(table.ref.schema, name))
 
 
 @dataclass(frozen=True)
