@@ -13,14 +13,11 @@ from liftshift.extract import load_fingerprint
 from liftshift.ledger import ChunkRecord
 
 
-def whole_chunks(target: Target, table: Table, record: ChunkRecord) -> bool:
-    """Whether this chunk, and so every chunk of its table, is written as a whole table is."""
-    return target.stages_chunks or isinstance(from_record(table, record), CtidRange)
-
-
 def staged(target: Target, table: Table, records: list[ChunkRecord]) -> bool:
-    """Whether a table's chunks land in parts."""
-    return len(records) > 1 and whole_chunks(target, table, records[0])
+    """Whether a table's chunks land in parts: several, and the target cannot replace their ranges."""
+    if len(records) < 2:
+        return False
+    return target.stages_chunks or isinstance(from_record(table, records[0]), CtidRange)
 
 
 def destination(

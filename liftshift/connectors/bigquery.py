@@ -47,10 +47,11 @@ class BigQueryTarget:
     dialect = "bigquery"
     # Why every chunk of a table lands in a part of its own (a table of its own, liftshift.assembly):
     # a BigQuery table takes 1,500 load or DML jobs a day and about 5 metadata updates per 10 s, and
-    # scans every row of a column its WHERE names (no index). Writing chunks into the table itself,
-    # a 100 GB table (1,600 chunks of 64 MiB) would exceed the quota, and each chunk's delete and
-    # proof would scan the whole table: quadratic bytes billed. In parts, each chunk is one load job
-    # replacing its part (idempotent), its proof scans only it, and one transaction assembles the table.
+    # scans every row of a column its WHERE names (no index). Written into the table itself, each
+    # chunk took a delete and a load job: a table over ~50 GB (750 chunks of 64 MiB) exceeded the
+    # quota, and each chunk's delete and proof scanned the whole table: quadratic bytes billed. In
+    # parts, each chunk is one load job replacing its part (idempotent), its proof scans only it,
+    # and one transaction assembles the table.
     stages_chunks = True
 
     def __init__(
