@@ -3,8 +3,9 @@
 A table of several chunks lands in parts when the target cannot replace a chunk in the table
 itself: its chunks are ctid ranges (the target has no ctid), or the target stages chunks
 (BigQuery, see BigQueryTarget.stages_chunks). A table of one chunk replaces the table whole.
-Parts are dropped once the assembled table has been proved to hold their rows, part 0 first:
-while part 0 exists, the assembly has not finished.
+Parts are dropped once the assembled table has been proved to hold their rows, in order, part 0
+first: while part 0 exists, the assembly has not finished, and while the last part exists after
+that, a run stopped while dropping them.
 """
 
 from liftshift.chunking import from_record
@@ -49,13 +50,15 @@ def lost_parts(target: Target, table: Table, records: list[ChunkRecord]) -> list
 def assemble(target: Target, table: Table, records: list[ChunkRecord], native: bool) -> str:
     """Assemble a table from its parts, prove it holds their rows, drop them; the error, or ''.
 
-    Skipped when an earlier run assembled it already (part 0 is gone). On a mismatch the parts
-    are kept and the caller marks every chunk to move again.
+    Skipped when an earlier run assembled it already (part 0 is gone); the parts that run left
+    are dropped. On a mismatch the parts are kept and the caller marks every chunk to move again.
     """
     if not staged(target, table, records):
         return ""
     parts = [staging(table, r.chunk) for r in records]
     if not target.columns(parts[0]):  # one look-up, not a listing of every table there
+        if target.columns(parts[-1]):
+            _drop(target, parts[1:])
         return ""
     target.assemble(table, parts)
     expected = Fingerprint(
@@ -70,6 +73,10 @@ def assemble(target: Target, table: Table, records: list[ChunkRecord], native: b
             f"{expected.checksum:016x} (was a staging table written to?); every chunk will move "
             "again: rerun the transfer"
         )
+    _drop(target, parts)
+    return ""
+
+
+def _drop(target: Target, parts: list[Table]) -> None:
     for part in parts:
         target.drop(part)
-    return ""

@@ -9,6 +9,7 @@ import pytest
 from liftshift import transfer
 from liftshift.connectors import open_target
 from liftshift.connectors.base import staging
+from liftshift.connectors.bigquery import BigQueryTarget
 from liftshift.connectors.postgres import PostgresSource
 from liftshift.ledger import Ledger
 from tests.conftest import bigquery_url, new_database, write_plan
@@ -108,6 +109,34 @@ def test_an_assembly_that_does_not_hold_its_parts_rows_fails_and_a_rerun_moves_t
     again = transfer.run(plan, ledger)
     assert again.gate.passed, again.gate.reasons
     assert next(t for t in again.tables if t.table == "items").moved == 4
+    assert target.fingerprint(table, None) == source_fp
+    target.close()
+
+
+def test_parts_left_by_a_run_stopped_while_dropping_them_are_dropped_by_the_rerun(plan, monkeypatch):
+    dropped: list[str] = []
+    real_drop = BigQueryTarget.drop
+
+    def drop_two_then_stop(self, table):  # stands for a kill between two drops
+        if len(dropped) == 2:
+            raise Interrupted
+        real_drop(self, table)
+        dropped.append(table.name)
+
+    monkeypatch.setattr(BigQueryTarget, "drop", drop_two_then_stop)
+    ledger = Ledger(plan.ledger_url())
+    with pytest.raises(Interrupted):
+        transfer.run(plan, ledger)
+    monkeypatch.setattr(BigQueryTarget, "drop", real_drop)
+    target = open_target(plan)
+    assert dropped == ["items__liftshift_part_0", "items__liftshift_part_1"]
+    assert {"items__liftshift_part_2", "items__liftshift_part_3"} <= target.table_names()
+
+    report = transfer.run(plan, ledger)
+    assert report.gate.passed, report.gate.reasons
+    assert next(t for t in report.tables if t.table == "items").moved == 0  # assembled already
+    assert target.table_names() == {"items", "small"}
+    table, source_fp = _catalog(plan, "items")
     assert target.fingerprint(table, None) == source_fp
     target.close()
 
