@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from liftshift.connectors import TARGETS
-from liftshift.connectors.base import KeyRange, Target
+from liftshift.connectors.base import KeyRange, Target, staging
 from liftshift.connectors.postgres import PostgresSource
 from liftshift.errors import ConnectError, PlanError, UnsupportedTypeError
 from tests.conftest import bigquery_url, new_database
@@ -266,4 +266,24 @@ def test_a_bigquery_staging_table_expires_if_a_killed_run_cannot_drop_it(source,
         assert timedelta(hours=23) < made.expires - datetime.now(made.expires.tzinfo) <= timedelta(days=1)
         assert made.table_id not in [t.table_id for t in target.client.list_tables(target.dataset)]
     finally:
+        target.close()
+
+
+def test_a_bigquery_part_expires_after_a_week_and_the_table_itself_never(source, bq_endpoint, tmp_path):
+    (table,) = source.catalog(["edge"])
+    target = TARGETS["bigquery"](bigquery_url(bq_endpoint), tmp_path / ".liftshift")
+    # The local endpoint ignores expiration times: the tables the real client is asked to create
+    # are recorded on their way (the calls go through) and their expiry checked here.
+    created, create = [], target.client.create_table
+    target.client.create_table = lambda t, **kw: created.append(t) or create(t, **kw)  # type: ignore[method-assign]
+    try:
+        target.prepare(staging(table, 3))
+        target.prepare(table)
+        part, whole = created
+        assert part.table_id == "edge__liftshift_part_3" and whole.table_id == "edge"
+        left = part.expires - datetime.now(part.expires.tzinfo)
+        assert timedelta(days=6, hours=23) < left <= timedelta(days=7)
+        assert whole.expires is None
+    finally:
+        target.drop(staging(table, 3))
         target.close()

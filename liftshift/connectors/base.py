@@ -129,14 +129,22 @@ Chunk = KeyRange | CtidRange | None  # None: the whole table
 _NAME_BYTES = 63
 
 
+_PART = "__liftshift_part_"
+
+
 def staging(table: Table, chunk: int) -> Table:
     """The staging table (part) a chunk lands in before the table is assembled (liftshift.assembly):
     TABLE__liftshift_part_N, or for a long name its first bytes and a hash of it in place of TABLE."""
-    name = f"{table.name}__liftshift_part_{chunk}"
+    name = f"{table.name}{_PART}{chunk}"
     if len(name.encode()) > _NAME_BYTES:
         digest = hashlib.sha1(table.name.encode()).hexdigest()[:8]
-        name = f"{table.name.encode()[:24].decode(errors='ignore')}_{digest}__liftshift_part_{chunk}"
+        name = f"{table.name.encode()[:24].decode(errors='ignore')}_{digest}{_PART}{chunk}"
     return replace(table, ref=TableRef(table.ref.schema, name))
+
+
+def is_part(table: Table) -> bool:
+    """Whether the table is a part staging() named."""
+    return _PART in table.name
 
 
 @dataclass(frozen=True)

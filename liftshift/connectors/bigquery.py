@@ -13,7 +13,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
 from liftshift import fingerprint as fp
-from liftshift.connectors.base import Column, Fingerprint, KeyRange, Table, TargetColumn
+from liftshift.connectors.base import Column, Fingerprint, KeyRange, Table, TargetColumn, is_part
 from liftshift.connectors.stage import LoadFiles
 from liftshift.errors import ConnectError, PlanError
 from liftshift.types import target_mapping
@@ -23,6 +23,8 @@ _RETRY = bigquery.DEFAULT_RETRY.with_timeout(60)
 
 # How long a staging table outlives a run that could not drop it.
 _STAGE_LIFETIME = timedelta(days=1)
+# How long a table's part waits for the transfer to be resumed; a later resume moves its chunk again.
+_PART_LIFETIME = timedelta(days=7)
 
 # A query may name at most 1,000 tables.
 _PARTS_PER_QUERY = 500
@@ -99,8 +101,10 @@ class BigQueryTarget:
         ]
 
     def prepare(self, table: Table) -> None:
-        """Create the table with mapped types unless it exists."""
+        """Create the table with mapped types unless it exists; a part expires (_PART_LIFETIME)."""
         ref = bigquery.Table(self.table_id(table), schema=self.schema(table))
+        if is_part(table):  # an abandoned transfer's parts are not billed for ever
+            ref.expires = datetime.now(UTC) + _PART_LIFETIME
         self.client.create_table(ref, exists_ok=True, retry=_RETRY)
 
     def drop(self, table: Table) -> None:
