@@ -19,6 +19,7 @@ from liftshift.errors import PlanError, UnsupportedTypeError
 from liftshift.extract import native_proof
 from liftshift.ledger import ChunkRecord, Ledger
 from liftshift.plan import Plan
+from liftshift.redact import redact
 from liftshift.report import GateResult, StageReport
 from liftshift.types import Verdict, target_mapping
 from liftshift.watermarks import remember_marks
@@ -239,7 +240,12 @@ def _copy_table(
 def _assemble(plan: Plan, ledger: Ledger, target: Target, table: Table) -> list[str]:
     """Assemble a table landed in parts; if it does not hold their rows, every chunk moves again."""
     records = ledger.chunk_records(plan.name, table.name)
-    error = assemble(target, table, records, native_proof(target.dialect, plan.transfer.verify, table))
+    try:
+        error = assemble(target, table, records, native_proof(target.dialect, plan.transfer.verify, table))
+    except Exception as exc:  # noqa: BLE001 - the table fails alone, with the engine's message
+        # Its chunks stay done: their parts are kept, and a rerun assembles again (or moves lost ones).
+        failure = f"assembling it from its parts failed: {type(exc).__name__}: {exc}; rerun the transfer"
+        return [redact(failure)[:2000]]
     if error:
         ledger.save_chunks(plan.name, [replace(r, state="pending") for r in records])
     return [error] if error else []

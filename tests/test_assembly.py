@@ -22,8 +22,8 @@ INSERT INTO small SELECT g, 'small ' || g FROM generate_series(1, 10) g;
 """
 
 
-class Interrupted(Exception):
-    """Stands for a run stopped part-way (Ctrl-C, a lost driver)."""
+class Interrupted(KeyboardInterrupt):
+    """Stands for a run stopped part-way (Ctrl-C, a lost driver): no handler of errors catches it."""
 
 
 @pytest.fixture
@@ -110,6 +110,29 @@ def test_an_assembly_that_does_not_hold_its_parts_rows_fails_and_a_rerun_moves_t
     assert again.gate.passed, again.gate.reasons
     assert next(t for t in again.tables if t.table == "items").moved == 4
     assert target.fingerprint(table, None) == source_fp
+    target.close()
+
+
+def test_an_assembly_the_target_rejects_fails_its_table_alone_and_a_rerun_finishes_it(plan):
+    target = open_target(plan)
+    table, source_fp = _catalog(plan, "items")
+
+    def lose_a_part_at_the_end(name: str, done: int, total: int, nbytes: int = 0) -> None:
+        if name == "items" and done == 1000:  # every chunk landed: the assembly comes next
+            target.drop(staging(table, 2))
+
+    ledger = Ledger(plan.ledger_url())
+    report = transfer.run(plan, ledger, progress=lose_a_part_at_the_end)
+    assert not report.gate.passed
+    (reason,) = report.gate.reasons  # the endpoint's own error, not a made-up one
+    assert reason.startswith("items: assembling it from its parts failed: NotFound") and "rerun" in reason
+    assert next(t for t in report.tables if t.table == "small").failed == []
+
+    again = transfer.run(plan, ledger)
+    assert again.gate.passed, again.gate.reasons
+    assert next(t for t in again.tables if t.table == "items").moved == 1  # the lost part only
+    assert target.fingerprint(table, None) == source_fp
+    assert target.table_names() == {"items", "small"}
     target.close()
 
 
