@@ -16,6 +16,8 @@ All three rule sets live in this one file because they must agree: change them t
 
 from decimal import Decimal
 
+import pyarrow as pa
+
 from liftshift.connectors.base import Chunk, Column, CtidRange, Fingerprint, KeyRange
 from liftshift.types import Canonical as C
 
@@ -144,9 +146,17 @@ def canonical_text(dialect: str, column: Column, lead: str = "") -> str:
     # The cast value is tested, not the column: a composite of NULL fields IS NULL, its JSON is not.
     col = canonical_value(dialect, column)
     value = _RULES[dialect][column.canonical].format(c=col)
+    if dialect == "duckdb" and _all_fraction(column):
+        # DuckDB prints a DECIMAL(p,p) without its leading zero ('.5000', '-.5000', '.0000').
+        value = f"CASE WHEN {col} = 0 THEN '0' ELSE regexp_replace({value}, '^(-?)\\.', '\\10.') END"
     if dialect == "bigquery":
         return f"IF({col} IS NULL, '{lead}0', CONCAT('{lead}1', {value}))"
     return f"(CASE WHEN {col} IS NULL THEN '{lead}0' ELSE '{lead}1' || {value} END)"
+
+
+def _all_fraction(column: Column) -> bool:
+    kind = column.arrow_type() if column.canonical is C.DECIMAL else None
+    return isinstance(kind, pa.Decimal128Type | pa.Decimal256Type) and kind.precision == kind.scale
 
 
 def row_hash(dialect: str, columns: tuple[Column, ...]) -> str:

@@ -200,15 +200,15 @@ def _copy_present(
     plan: Plan, ledger: Ledger, source: Source, writers: list[Target], client: Client,
     table: Table, progress: Progress | None,
 ) -> TableTransfer:  # fmt: skip
-    """Copy one table; one dropped or renamed since the catalog was read fails alone, saying so."""
+    """Copy one table; one that fails (dropped or renamed since the catalog was read, or refused by
+    the target) fails alone, saying why, and the others move."""
     t0 = time.perf_counter()
     try:
         return _copy_table(plan, ledger, source, writers, client, table, progress)
-    except Exception:
-        if source.has_table(table):
-            raise
+    except Exception as exc:  # noqa: BLE001 - the table fails alone, with the engine's message
+        failure = redact(f"{type(exc).__name__}: {exc}")[:2000] if source.has_table(table) else _GONE
     return TableTransfer(
-        table=table.name, rows=0, chunks=0, moved=0, skipped=0, retried=0, failed=[_GONE],
+        table=table.name, rows=0, chunks=0, moved=0, skipped=0, retried=0, failed=[failure],
         seconds=time.perf_counter() - t0,
     )  # fmt: skip
 

@@ -63,7 +63,14 @@ WIDE_NUMBERS = """
 CREATE TABLE wide (id bigint PRIMARY KEY, n numeric, n40 numeric(40,2), n60 numeric(60,0));
 INSERT INTO wide VALUES (1, 1.50, 1.5, 1), (2, -0.000123, NULL, NULL),
   (3, 12345678901234567890.0123456789, 0, 0), (4, NULL, -12345678901234567890123456789012345678.12, NULL),
-  (5, 0, NULL, NULL);
+  (5, 0, NULL, NULL), (10, 0.0000001, NULL, NULL), (11, -1.2e-9, NULL, NULL);
+"""
+
+# Decimals all fraction (precision = scale): DuckDB prints them without the leading zero ('.5000').
+FRACTIONS = """
+CREATE TABLE fractions (id bigint PRIMARY KEY, r numeric(4,4), r9 numeric(9,9));
+INSERT INTO fractions VALUES (1, 0.5, 0.000000001), (2, 0, 0), (3, -0.0001, -0.5), (4, NULL, NULL),
+  (5, 0.9999, 0.123456789);
 """
 
 # Decimals whose text ends in zeros: each engine trims a fraction's, never an integer's.
@@ -81,6 +88,7 @@ def source(pg_url: str) -> Iterator[PostgresSource]:
         conn.execute(MORE_TYPES)
         conn.execute(WIDE_NUMBERS)
         conn.execute(ZEROS)
+        conn.execute(FRACTIONS)
     src = PostgresSource(pg_url)
     yield src
     src.close()
@@ -99,7 +107,7 @@ def target(request, tmp_path, bq_endpoint, pg_admin_url) -> Iterator[Target]:
     opened.close()
 
 
-@pytest.mark.parametrize(("name", "rows"), [("edge", 5), ("more", 4), ("zeros", 5)])
+@pytest.mark.parametrize(("name", "rows"), [("edge", 5), ("more", 4), ("zeros", 5), ("fractions", 5)])
 def test_edge_values_land_exactly_and_fingerprints_agree(source, target, name, rows):
     (table,) = source.catalog([name])
     target.prepare(table)

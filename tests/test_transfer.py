@@ -17,7 +17,7 @@ from liftshift.connectors.postgres import PostgresSource
 from liftshift.extract import arrow_fingerprint
 from liftshift.ledger import Ledger
 from tests.conftest import bigquery_url, new_database, write_plan
-from tests.test_connectors import EDGE_TABLE, MORE_TYPES, WIDE_NUMBERS
+from tests.test_connectors import EDGE_TABLE, FRACTIONS, MORE_TYPES, WIDE_NUMBERS
 
 # Keys that are awkward as literals: quotes, backslashes, newlines, non-ASCII, and upper case
 # sorting before lower case (byte order). The embedded server's databases are C.UTF-8 and it has no
@@ -136,10 +136,10 @@ def test_chunk_boundaries_survive_the_ledger_and_cover_the_table(shapes):
     source.close()
 
 
-@pytest.mark.parametrize("name", ["edge", "more"])
+@pytest.mark.parametrize("name", ["edge", "more", "wide", "fractions"])
 def test_the_checksum_at_extract_equals_postgresql_s_own(pg_url, name):
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(EDGE_TABLE + MORE_TYPES + WIDE_NUMBERS)
+        conn.execute(EDGE_TABLE + MORE_TYPES + WIDE_NUMBERS + FRACTIONS)
     source = PostgresSource(pg_url)
     (table,) = source.catalog([name])
     data = source.read_table(table, None)
@@ -341,6 +341,27 @@ def test_the_plan_names_the_scheduler_chunks_run_on(pg_url, tmp_path, dask_clust
         assert transfer.run(plan, Ledger(plan.ledger_url())).gate.passed
         after = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
     assert after > before
+
+
+def test_a_key_column_called_n_is_cut_into_chunks(pg_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE named (n text PRIMARY KEY, v int)")
+        conn.execute("INSERT INTO named SELECT 'k' || g, g FROM generate_series(1, 20) g")
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["named"], transfer={"chunk_rows": 7})
+    report = transfer.run(plan, Ledger(plan.ledger_url()))
+    assert report.gate.passed, report.gate.reasons
+    assert report.tables[0].rows == 20 and report.tables[0].chunks >= 3
+
+
+def test_a_table_the_target_refuses_fails_alone_with_the_target_s_message(pg_url, bq_endpoint, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute('CREATE TABLE "say ""hi""" (id int PRIMARY KEY); CREATE TABLE fine (id int PRIMARY KEY);'
+                     'INSERT INTO fine SELECT generate_series(1, 10)')  # fmt: skip
+    plan = write_plan(tmp_path, pg_url, bigquery_url(bq_endpoint), tables=["fine", 'say "hi"'])
+    report = transfer.run(plan, Ledger(plan.ledger_url()))
+    (reason,) = report.gate.reasons
+    assert reason.startswith('say "hi": BadRequest') and "table" in reason.lower(), reason
+    assert next(t for t in report.tables if t.table == "fine").rows == 10
 
 
 def test_a_value_duckdb_rounds_on_the_way_in_fails_its_chunk(pg_url, tmp_path):

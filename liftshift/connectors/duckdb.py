@@ -4,6 +4,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from liftshift import fingerprint as fp
 from liftshift.connectors.base import Column, Fingerprint, KeyRange, Table, TargetColumn
@@ -184,8 +185,19 @@ def native_fingerprint_sql(relation: str, table: Table, key_range: KeyRange | No
 
 
 def readable(data: pa.Table) -> pa.Table:
-    """The batch with 256-bit decimals as text, which DuckDB cannot scan but casts on insert."""
+    """The batch with 256-bit decimals as plain text, which DuckDB cannot scan but casts on insert."""
     for i, field in enumerate(data.schema):
         if isinstance(field.type, pa.Decimal256Type):
-            data = data.set_column(i, field.name, data.column(i).cast(pa.string()))
+            data = data.set_column(i, field.name, _plain_text(data.column(i)))
     return data
+
+
+def _plain_text(decimals: pa.ChunkedArray) -> pa.Array:
+    """Decimals as digits with a point. Arrow writes one under 1e-6 in scientific notation (0E-38),
+    which DuckDB reads but which hashes apart from every engine's '0': those few are redone."""
+    text = decimals.combine_chunks().cast(pa.string())
+    scientific = pc.fill_null(pc.match_substring(text, "E"), False)
+    if not pc.any(scientific).as_py():
+        return text
+    redone = [format(d, "f") for d in pc.filter(decimals, scientific).to_pylist()]
+    return pc.replace_with_mask(text, scientific, pa.array(redone, pa.string()))

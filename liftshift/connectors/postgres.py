@@ -294,8 +294,10 @@ class PostgresSource:
         share = min(1.0, _KEY_SAMPLE / max(rows, 1))
         sample = f"TABLESAMPLE BERNOULLI ({share * 100:.6f}) REPEATABLE (0)" if share < 1 else ""
         step = max(1, round(chunk_rows * share))
-        sql = (f"SELECT * FROM (SELECT {keys}, row_number() OVER (ORDER BY {keys}) AS n "
-               f"FROM {self.relation(table)} {sample}) s WHERE n % {step} = 0 ORDER BY n")  # fmt: skip
+        rank = "liftshift_key_rank"  # not a plain n: a key column may be called that
+        sql = (f"SELECT * FROM (SELECT {keys}, row_number() OVER (ORDER BY {keys}) AS {rank} "
+               f"FROM {self.relation(table)} {sample}) s "
+               f"WHERE {rank} % {step} = 0 ORDER BY {rank}")  # fmt: skip
         cuts = [tuple(_plain_key(v) for v in row[:-1]) for row in self.conn.execute(sql).fetchall()]
         return [c for i, c in enumerate(cuts) if i == 0 or c != cuts[i - 1]]
 
