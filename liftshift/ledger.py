@@ -42,6 +42,7 @@ chunks = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     # JSON of the chunk's exact boundaries when low/high cannot hold them (liftshift.chunking).
     sa.Column("bounds", sa.Text, nullable=True),
+    sa.Column("snapshot_xmin", sa.BigInteger, nullable=True),
 )
 
 # Per table, the highest watermark value a full transfer or delta has moved (text: any type).
@@ -83,6 +84,7 @@ class ChunkRecord:
     target_checksum: int | None
     attempts: int
     bounds: str | None = None
+    snapshot_xmin: int | None = None  # the source snapshot it was read in (liftshift.resume)
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class Ledger:
         try:
             self.engine = sa.create_engine(url)
             metadata.create_all(self.engine)
-            _add_bounds_column(self.engine)
+            _add_missing_columns(self.engine)
         except (SQLAlchemyError, ImportError) as exc:
             raise ConnectError(f"cannot open the ledger at {redact(url)}: {exc}") from None
 
@@ -155,6 +157,7 @@ class Ledger:
             ChunkRecord(
                 r["table_name"], r["chunk"], r["low"], r["high"], r["state"], r["rows"],
                 _int(r["source_checksum"]), _int(r["target_checksum"]), r["attempts"], r["bounds"],
+                r["snapshot_xmin"],
             )
             for r in rows
         ]  # fmt: skip
@@ -205,15 +208,20 @@ def _chunk_row(plan: str, record: ChunkRecord, error: str | None) -> dict[str, A
         "low": record.low, "high": record.high, "state": record.state, "rows": record.rows,
         "source_checksum": _str(record.source_checksum), "target_checksum": _str(record.target_checksum),
         "attempts": record.attempts, "error": error, "updated_at": datetime.now(UTC), "bounds": record.bounds,
+        "snapshot_xmin": record.snapshot_xmin,
     }  # fmt: skip
 
 
-def _add_bounds_column(engine: sa.Engine) -> None:
-    """Migrate a ledger written before chunks had JSON bounds: add the column, empty."""
+_ADDED_COLUMNS = {"bounds": "TEXT", "snapshot_xmin": "BIGINT"}  # chunks' columns newer than the first ledgers
+
+
+def _add_missing_columns(engine: sa.Engine) -> None:
+    """Migrate a ledger written before chunks had some of their columns: add them, empty."""
     existing = {c["name"] for c in sa.inspect(engine).get_columns("chunks")}
-    if "bounds" not in existing:
-        with engine.begin() as conn:
-            conn.execute(sa.text("ALTER TABLE chunks ADD COLUMN bounds TEXT"))
+    with engine.begin() as conn:
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in existing:
+                conn.execute(sa.text(f"ALTER TABLE chunks ADD COLUMN {name} {kind}"))
 
 
 # Checksums are unsigned 64-bit; stored as text so every database keeps them exactly.

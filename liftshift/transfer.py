@@ -21,6 +21,7 @@ from liftshift.ledger import ChunkRecord, Ledger
 from liftshift.plan import Plan
 from liftshift.redact import redact
 from liftshift.report import GateResult, StageReport
+from liftshift.resume import snapshot_xmin, written_since
 from liftshift.types import Verdict, target_mapping
 from liftshift.watermarks import remember_marks
 
@@ -160,16 +161,18 @@ def _refuse_blockers(tables: list[Table], dialect: str) -> None:
 
 
 def _chunk_records(
-    plan: Plan, ledger: Ledger, source: Source, target: Target, table: Table, rows: int
+    plan: Plan, ledger: Ledger, source: Source, target: Target, table: Table, rows: int, now: int
 ) -> list[ChunkRecord]:
-    """The table's chunks from the ledger, or a new chunk plan recorded there."""
+    """The table's chunks from the ledger, or a new chunk plan recorded there. Resumed, chunks done
+    before move again if their part is lost or their rows changed since (now: this snapshot's xmin)."""
     records = ledger.chunk_records(plan.name, table.name)
     if records and _resumable(table, records):
-        lost = {r.chunk for r in lost_parts(target, table, records)}
-        if not lost:
-            return records
-        records = [replace(r, state="pending") if r.chunk in lost else r for r in records]
-        ledger.save_chunks(plan.name, [r for r in records if r.chunk in lost])
+        again = {r.chunk for r in lost_parts(target, table, records)}
+        if again or any(r.state != "done" for r in records):
+            kept = [r for r in records if r.chunk not in again]
+            again |= {r.chunk for r in written_since(source, table, kept, now)}
+        records = [replace(r, state="pending") if r.chunk in again else r for r in records]
+        ledger.save_chunks(plan.name, [r for r in records if r.chunk in again])
         return records
     if records:
         # Page ranges hold other rows in another snapshot (an update moves a row to a later page),
@@ -220,11 +223,11 @@ def _copy_table(
     """Copy one table: every chunk reads the snapshot the driver exports and holds open."""
     t0, target = time.perf_counter(), writers[0]
     with source.exported_snapshot() as snapshot_id:
-        rows = source.planned_rows(table)
+        rows, now = source.planned_rows(table), snapshot_xmin(source)
         target.prepare(table)
-        records = _chunk_records(plan, ledger, source, target, table, rows)
+        records = _chunk_records(plan, ledger, source, target, table, rows, now)
         done_rows = sum(r.rows or 0 for r in records if r.state == "done")
-        pending = [r for r in records if r.state != "done"]
+        pending = [replace(r, snapshot_xmin=now) for r in records if r.state != "done"]
         if progress:
             progress(table.name, done_rows, max(done_rows, rows))
         copy = ChunkCopy(plan, ledger, writers, client, table, snapshot_id, staged(target, table, records))

@@ -6,12 +6,16 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
+import psycopg
 import pytest
 
-from liftshift import lifecycle
+from liftshift import lifecycle, transfer
+from liftshift.connectors import open_target
+from liftshift.connectors.postgres import PostgresSource
 from liftshift.demo import seed
 from liftshift.ledger import Ledger
 from tests.conftest import DEMO_ACCEPT, bigquery_url, write_plan
@@ -96,3 +100,57 @@ def test_a_transfer_killed_with_sigkill_resumes_to_exactly_the_source(pg_url, ta
     assert moved["order_items"]["rows"] == rows
     validated = lifecycle.run_stage("validate", plan).report
     assert validated.gate.passed, validated.gate.reasons
+
+
+class Stopped(KeyboardInterrupt):
+    """Stands for a run stopped part-way: no handler of errors catches it."""
+
+
+@pytest.mark.parametrize("target", ["duckdb", "bigquery"])
+def test_a_resumed_transfer_moves_again_the_done_chunks_written_since(pg_url, bq_endpoint, tmp_path, target):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE acct (id int PRIMARY KEY, v text);"
+                     "INSERT INTO acct SELECT g, 'v' || g FROM generate_series(1, 2000) g")  # fmt: skip
+    url = "duckdb:///w.duckdb" if target == "duckdb" else bigquery_url(bq_endpoint)
+    plan = write_plan(tmp_path, pg_url, url, tables=["acct"], transfer={"chunk_rows": 200})
+    ledger = Ledger(plan.ledger_url())
+
+    def stop(_table: str, done: int, _total: int, _nbytes: int = 0) -> None:
+        if done >= 600:
+            raise Stopped
+
+    with pytest.raises(Stopped):
+        transfer.run(plan, ledger, progress=stop)
+    done = [r for r in ledger.chunk_records(plan.name, "acct") if r.state == "done"]
+    first = 1 if done[-1].low is None else done[-1].low
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # rows of a chunk already done change
+        conn.execute("DELETE FROM acct WHERE id = %s", (first,))
+        conn.execute("UPDATE acct SET v = 'changed' WHERE id = %s", (first + 1,))
+
+    report = transfer.run(plan, ledger)
+    assert report.gate.passed, report.gate.reasons
+    assert report.tables[0].skipped == len(done) - 1  # the unchanged ones stay
+    source = PostgresSource(pg_url)
+    (table,) = source.catalog(["acct"])
+    landed = open_target(plan)
+    try:
+        assert landed.fingerprint(table, None) == source.fingerprint(table, None)
+    finally:
+        landed.close()
+        source.close()
+
+
+def test_a_ledger_from_before_chunks_had_bounds_and_snapshots_is_migrated(tmp_path):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # the chunks table as the first ledgers made it
+        conn.execute("CREATE TABLE chunks (plan VARCHAR(200), table_name VARCHAR(200), chunk INTEGER,"
+                     " low BIGINT, high BIGINT, state VARCHAR(20) NOT NULL, rows BIGINT, source_checksum"
+                     " VARCHAR(20), target_checksum VARCHAR(20), attempts INTEGER NOT NULL, error TEXT,"
+                     " updated_at DATETIME NOT NULL, PRIMARY KEY (plan, table_name, chunk))")  # fmt: skip
+        row = "('p', 't', 0, 1, 9, 'done', 8, '5', '5', 1, NULL, '2025-01-01')"
+        conn.execute(f"INSERT INTO chunks VALUES {row}")
+    ledger = Ledger(f"sqlite:///{path}")
+    (old,) = ledger.chunk_records("p", "t")
+    assert (old.rows, old.bounds, old.snapshot_xmin) == (8, None, None)  # resumed, it moves again
+    ledger.save_chunk("p", replace(old, snapshot_xmin=2**40 + 7))
+    assert ledger.chunk_records("p", "t")[0].snapshot_xmin == 2**40 + 7
