@@ -13,9 +13,11 @@ import sqlglot
 from pydantic import BaseModel, ConfigDict
 
 from liftshift.connectors import opened
+from liftshift.connectors.base import Source, Target
 from liftshift.errors import PlanError
 from liftshift.ledger import Ledger
 from liftshift.plan import Plan
+from liftshift.redact import redact
 from liftshift.report import GateResult, StageReport
 
 REPEATS = 3
@@ -33,6 +35,7 @@ class QueryResult(BaseModel):
     target_ms: float
     ratio: float
     detail: str = ""
+    error: str = ""  # the engine's message when a side cannot run the query
 
 
 class BenchmarkReport(StageReport):
@@ -93,7 +96,8 @@ def _timed(run: Callable[[str], pa.Table], sql: str) -> tuple[pa.Table, float]:
 
 def gate(report: BenchmarkReport, max_ratio: float | None) -> GateResult:
     """Pass when every query gives equal results (and, if set, stays under the latency ratio)."""
-    reasons = [f"{q.query}: results differ ({q.detail})" for q in report.queries if not q.equal]
+    failed = [q for q in report.queries if not q.equal]
+    reasons = [f"{q.query}: {q.error or f'results differ ({q.detail})'}" for q in failed]
     if max_ratio is not None:
         reasons += [
             f"{q.query}: target {q.ratio:.1f}× slower than source (limit {max_ratio}×)"
@@ -107,27 +111,38 @@ def run(plan: Plan, ledger: Ledger) -> BenchmarkReport:
     """Run each workload query on both sides."""
     started, t0 = datetime.now(UTC), time.perf_counter()
     files = workload(plan)
-    lines = []
     with opened(plan) as (source, target):
-        for path in files:
-            sql = path.read_text()
-            src, src_ms = _timed(source.query, sql)
-            tgt, tgt_ms = _timed(target.query, translate(sql, target.dialect))
-            a, b = canonical_rows(src), canonical_rows(tgt)
-            detail = (
-                ""
-                if a == b
-                else f"{len(a)} source rows, {len(b)} target rows; first differing: {_first_diff(a, b)}"
-            )
-            lines.append(QueryResult(
-                query=path.name, rows=len(a), equal=a == b, source_ms=round(src_ms, 2),
-                target_ms=round(tgt_ms, 2), ratio=round(tgt_ms / max(src_ms, 1e-3), 2), detail=detail,
-            ))  # fmt: skip
+        lines = [_compare(path.name, path.read_text(), source, target) for path in files]
     draft = BenchmarkReport(
         stage="benchmark", plan=plan.name, started_at=started, seconds=time.perf_counter() - t0,
         gate=GateResult(passed=True), rows=sum(q.rows for q in lines), queries=lines,
     )  # fmt: skip
     return draft.model_copy(update={"gate": gate(draft, plan.gates.max_latency_ratio)})
+
+
+def _compare(name: str, sql: str, source: Source, target: Target) -> QueryResult:
+    """One query on both sides; a side that cannot run it fails the query alone, saying why."""
+    try:
+        src, src_ms = _timed(source.query, sql)
+    except Exception as exc:  # noqa: BLE001 - the engine's message is the report
+        return _failed(name, f"the source cannot run it: {exc}")
+    try:
+        tgt, tgt_ms = _timed(target.query, translate(sql, target.dialect))
+    except Exception as exc:  # noqa: BLE001
+        return _failed(name, f"the target cannot run it (translated to {target.dialect} by sqlglot): {exc}")
+    a, b = canonical_rows(src), canonical_rows(tgt)
+    detail = "" if a == b else (
+        f"{len(a)} source rows, {len(b)} target rows; first differing: {_first_diff(a, b)}"
+    )
+    return QueryResult(
+        query=name, rows=len(a), equal=a == b, source_ms=round(src_ms, 2), target_ms=round(tgt_ms, 2),
+        ratio=round(tgt_ms / max(src_ms, 1e-3), 2), detail=detail,
+    )  # fmt: skip
+
+
+def _failed(name: str, error: str) -> QueryResult:
+    text = redact(" ".join(error.split()))[:500]  # one line: engines' messages run over several
+    return QueryResult(query=name, rows=0, equal=False, source_ms=0, target_ms=0, ratio=0, error=text)
 
 
 def _first_diff(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> str:

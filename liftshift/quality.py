@@ -121,6 +121,8 @@ class SideChecks:
 def _datasource(ctx: Any, name: str, engine: Any) -> Any:
     if engine.dialect == "postgres":
         _, rest = engine.url.split("://", 1)  # postgres:// and postgresql:// alike
+        # GX reads $NAME in a connection string as a variable to substitute; %24 is libpq's $ too.
+        rest = rest.replace("$", "%24")
         return ctx.data_sources.add_sql(name, connection_string=f"postgresql+psycopg://{rest}")
     if engine.dialect == "bigquery":
         return ctx.data_sources.add_bigquery(

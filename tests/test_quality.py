@@ -89,3 +89,19 @@ def test_an_expectation_that_cannot_run_says_why_and_postgres_urls_work(pg_url, 
     observed = {o.side: o.observed for o in report.expectations}  # type: ignore[attr-defined]
     assert observed["source"].startswith("could not run: ") and "gone" in observed["source"]
     assert observed["target"].startswith("could not run: ")
+
+
+def test_a_password_with_a_dollar_sign_reaches_great_expectations_as_it_is(pg_url, tmp_path, monkeypatch):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(TABLE)
+    # The embedded server trusts local connections, so any password connects; GX would read
+    # $ecret as a config variable to substitute, and fail, before connecting at all.
+    monkeypatch.setenv("PGPASSWORD_FOR_TEST", "pa$ecret")
+    url = pg_url.replace("postgres:@", "postgres:${PGPASSWORD_FOR_TEST}@", 1)
+    plan = write_plan(tmp_path, url, "duckdb:///w.duckdb")
+    write_suite(plan, [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}}])
+    assert lifecycle.run_stage("transfer", plan).report.gate.passed
+    report = lifecycle.run_stage("validate", plan).report
+    assert report.gate.passed, report.gate.reasons
+    assert {o.side for o in report.expectations} == {"source", "target"}  # type: ignore[attr-defined]
+    assert "pa$ecret" not in report.model_dump_json()
