@@ -141,6 +141,9 @@ def describe(chunk: Chunk) -> str:
     """A chunk's boundaries for messages."""
     if chunk is None:
         return "whole table"
+    if chunk.low is None and chunk.high is None:
+        return "(the whole table)"
+    low, high = ("…" if bound is None else bound for bound in (chunk.low, chunk.high))
     if isinstance(chunk, CtidRange):
-        return f"pages [{chunk.low}, {chunk.high})"
-    return f"[{chunk.low}, {chunk.high})"
+        return f"pages [{low}, {high})"
+    return f"[{low}, {high})"

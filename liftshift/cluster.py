@@ -27,7 +27,7 @@ def local_cluster(workers: int) -> LocalCluster:
             threads_per_worker=1,
             processes=False,
             dashboard_address=None,
-            silence_logs=logging.ERROR,
+            silence_logs=logging.CRITICAL,  # a chunk that fails is reported, with its message, by liftshift
         )
 
 

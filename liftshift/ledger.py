@@ -101,13 +101,13 @@ class Ledger:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.engine = sa.create_engine(url)
+            if url.startswith("sqlite:///"):
+                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = sa.create_engine(_driver(url))
             metadata.create_all(self.engine)
             _add_missing_columns(self.engine)
-        except (SQLAlchemyError, ImportError) as exc:
+        except (SQLAlchemyError, ImportError, OSError) as exc:
             raise ConnectError(f"cannot open the ledger at {redact(url)}: {exc}") from None
 
     def location(self) -> str:
@@ -210,6 +210,13 @@ def _chunk_row(plan: str, record: ChunkRecord, error: str | None) -> dict[str, A
         "attempts": record.attempts, "error": error, "updated_at": datetime.now(UTC), "bounds": record.bounds,
         "snapshot_xmin": record.snapshot_xmin,
     }  # fmt: skip
+
+
+def _driver(url: str) -> str:
+    """The URL with liftshift's PostgreSQL driver (psycopg 3) where it names none: SQLAlchemy's
+    default for postgresql:// is psycopg2, which liftshift does not install."""
+    scheme, sep, rest = url.partition("://")
+    return f"postgresql+psycopg://{rest}" if sep and scheme in ("postgres", "postgresql") else url
 
 
 _ADDED_COLUMNS = {"bounds": "TEXT", "snapshot_xmin": "BIGINT"}  # chunks' columns newer than the first ledgers

@@ -15,7 +15,7 @@ from liftshift.cluster import dask_client
 from liftshift.connectors import open_source, open_target
 from liftshift.connectors.base import CtidRange, Source, Table, Target
 from liftshift.connectors.duckdb import DuckDBTarget
-from liftshift.errors import PlanError, UnsupportedTypeError
+from liftshift.errors import PlanError, SourceReadError, UnsupportedTypeError
 from liftshift.extract import native_proof
 from liftshift.ledger import ChunkRecord, Ledger
 from liftshift.plan import Plan
@@ -209,11 +209,23 @@ def _copy_present(
     try:
         return _copy_table(plan, ledger, source, writers, client, table, progress)
     except Exception as exc:  # noqa: BLE001 - the table fails alone, with the engine's message
-        failure = redact(f"{type(exc).__name__}: {exc}")[:2000] if source.has_table(table) else _GONE
+        failure = _failure(source, table, exc)
     return TableTransfer(
         table=table.name, rows=0, chunks=0, moved=0, skipped=0, retried=0, failed=[failure],
         seconds=time.perf_counter() - t0,
     )  # fmt: skip
+
+
+def _failure(source: Source, table: Table, exc: Exception) -> str:
+    """Why a table failed: it is gone, or the engine's message; SourceReadError if the source is."""
+    try:
+        present = source.has_table(table)
+    except Exception as lost:  # noqa: BLE001 - whatever the driver raises, no table can move now
+        raise SourceReadError(redact(
+            f"lost the connection to the source ({type(lost).__name__}: {lost}); the chunks done are "
+            "in the ledger: rerun the transfer when the source is back"
+        )) from None  # fmt: skip
+    return redact(f"{type(exc).__name__}: {exc}")[:2000] if present else _GONE
 
 
 def _copy_table(

@@ -14,6 +14,7 @@ from liftshift.chunking import MIN_CHUNK_ROWS, chunk_rows_for, from_record, plan
 from liftshift.connectors import open_target
 from liftshift.connectors.base import CtidRange, KeyRange, staging
 from liftshift.connectors.postgres import PostgresSource
+from liftshift.errors import SourceReadError
 from liftshift.extract import arrow_fingerprint
 from liftshift.ledger import Ledger
 from tests.conftest import bigquery_url, new_database, write_plan
@@ -341,6 +342,30 @@ def test_the_plan_names_the_scheduler_chunks_run_on(pg_url, tmp_path, dask_clust
         assert transfer.run(plan, Ledger(plan.ledger_url())).gate.passed
         after = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
     assert after > before
+
+
+def test_the_source_lost_mid_transfer_is_one_error_and_a_rerun_carries_on(pg_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE b (id int PRIMARY KEY);"
+                     "INSERT INTO a SELECT g, 'v' || g FROM generate_series(1, 2000) g;"
+                     "INSERT INTO b SELECT generate_series(1, 10)")  # fmt: skip
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", transfer={"chunk_rows": 200})
+    database = psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"]
+
+    def lose_the_source(table: str, done: int, _total: int, _nbytes: int = 0) -> None:
+        if table == "a" and done == 400:  # as a failover does: every connection to it drops
+            with psycopg.connect(pg_url.replace(f"/{database}?", "/postgres?"), autocommit=True) as conn:
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                             (database,))  # fmt: skip
+
+    ledger = Ledger(plan.ledger_url())
+    with pytest.raises(SourceReadError, match=r"lost the connection to the source .*rerun the transfer"):
+        transfer.run(plan, ledger, progress=lose_the_source)
+    assert sum(r.state == "done" for r in ledger.chunk_records(plan.name, "a")) >= 2
+
+    report = transfer.run(plan, ledger)
+    assert report.gate.passed, report.gate.reasons
+    assert [t.rows for t in report.tables] == [2000, 10]
 
 
 def test_a_key_column_called_n_is_cut_into_chunks(pg_url, tmp_path):

@@ -10,6 +10,7 @@ import pyarrow as pa
 from google.api_core import exceptions as gexc
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
+from google.auth.exceptions import DefaultCredentialsError
 from google.cloud import bigquery
 
 from liftshift import fingerprint as fp
@@ -68,7 +69,13 @@ class BigQueryTarget:
                 client_options=ClientOptions(api_endpoint=endpoint),
             )
         else:
-            self.client = bigquery.Client(project=project)
+            try:
+                self.client = bigquery.Client(project=project)
+            except DefaultCredentialsError as exc:
+                raise ConnectError(
+                    f"no Google credentials for BigQuery ({exc}); run `gcloud auth application-default "
+                    "login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service account's key file"
+                ) from None
         try:
             self.client.create_dataset(dataset, exists_ok=True, timeout=30, retry=_RETRY)
         except (gexc.GoogleAPIError, OSError) as exc:

@@ -23,11 +23,11 @@ class DuckDBTarget:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.conn = duckdb.connect(path)
-        except duckdb.Error as exc:
+        except (duckdb.Error, OSError) as exc:
             raise ConnectError(f"cannot open DuckDB file {path}: {exc}; check target.url") from None
         # Chunks land as separate appends, each ending in a part-filled row group. DuckDB's vacuum
         # would merge those at the next checkpoint by rewriting nearly every row group: 2.2 CPU-s

@@ -103,15 +103,15 @@ def read_binary(url: str, schema: str, table: Table, clause: str, snapshot_id: s
     return binary_copy(url, statements, select_sql(schema, table, clause), table)
 
 
-def connect(url: str) -> psycopg.Connection[Any]:
-    """Open a connection in UTC with ISO dates, or raise ConnectError saying what to check."""
+def connect(url: str, key: str = "source.url") -> psycopg.Connection[Any]:
+    """Open a connection in UTC with ISO dates, or raise ConnectError saying what to check (key)."""
     try:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
         reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
         raise ConnectError(
             f"cannot connect to PostgreSQL at {redact(url)}: {reason}; "
-            "check source.url (host, port, database, user) and that the server is running"
+            f"check {key} (host, port, database, user) and that the server is running"
         ) from None
     conn.execute(_SESSION)
     conn.adapters.register_loader("interval", _IsoIntervalLoader)
@@ -160,11 +160,12 @@ class PostgresSource:
     """A PostgreSQL schema liftshift reads from."""
 
     dialect = "postgres"
+    plan_key = "source.url"  # what an error tells the user to check
 
     def __init__(self, url: str, schema: str = "public") -> None:
         self.url = url
         self.schema = schema
-        self.conn = connect(url)
+        self.conn = connect(url, self.plan_key)
 
     def close(self) -> None:
         """Close the connection."""

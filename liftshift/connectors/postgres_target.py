@@ -16,6 +16,7 @@ class PostgresTarget(PostgresSource):
     """A PostgreSQL schema liftshift writes into; it reads and fingerprints as a source does."""
 
     stages_chunks = False  # a key range is replaced in the table itself, in one transaction
+    plan_key = "target.url"
 
     def prepare(self, table: Table) -> None:
         """Create the table with the mapped column types unless it exists."""
