@@ -27,6 +27,7 @@ from liftshift.redact import redact
 from liftshift.report import GateResult, StageReport
 from liftshift.transfer import Progress
 from liftshift.watermarks import current_mark, rows_at_mark_unchanged, watermarked
+from liftshift.xids import usable
 
 
 class TableDelta(BaseModel):
@@ -137,7 +138,10 @@ def sync_table(
         mark = current_mark(source, table, column)
         inclusive = not (stored is not None and known and rows_at_mark_unchanged(source, table, stored))
         ranges, rows = key_ranges(plan, source, table)
-        changes = _Changes(table, column, since, inclusive)
+        # Rows written since the last mark's snapshot also move, whatever their watermark: one set
+        # to now() by a transaction that began before that mark and committed after it.
+        late = usable(stored.snapshot_xmin, mark.snapshot_xmin or 0) if stored and known else None
+        changes = _Changes(table, column, since, inclusive, late)
         upserted = _upsert_changes(plan, source, target, changes, ranges, rows, progress)
         done = reconcile(source, target, table, ranges)
     ledger.save_watermark(plan.name, table.name, mark if mark.mark is not None else Watermark(column, since))
@@ -151,12 +155,14 @@ def sync_table(
 
 @dataclass(frozen=True)
 class _Changes:
-    """The rows a table's delta moves: its column at (if inclusive) or above since; all if since is None."""
+    """The rows a table's delta moves: its column at (if inclusive) or above since, or written since a
+    snapshot; all if since is None."""
 
     table: Table
     column: str
     since: str | None
     inclusive: bool
+    written_since: int | None = None  # a snapshot's xmin (liftshift.xids)
 
 
 def _upsert_changes(
@@ -175,7 +181,8 @@ def _upsert_changes(
         progress(table.name, 0, rows if since is None else 0)
     for key_range, after in reads:
         read = source.read_since(
-            table, changes.column, after, changes.inclusive, key_range, plan.transfer.chunk_bytes
+            table, changes.column, after, changes.inclusive, key_range, plan.transfer.chunk_bytes,
+            changes.written_since,
         )
         with closing(read) as batches:  # a failed upsert ends the COPY before the snapshot rolls back
             for changed in batches:

@@ -55,6 +55,7 @@ watermarks = sa.Table(
     sa.Column("mark", sa.Text, nullable=True),
     sa.Column("at_mark", sa.String(60), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("snapshot_xmin", sa.BigInteger, nullable=True),
 )
 
 
@@ -94,6 +95,7 @@ class Watermark:
     column: str
     mark: str | None
     at_mark: str | None = None
+    snapshot_xmin: int | None = None  # the source snapshot the mark was taken in (liftshift.xids)
 
 
 class Ledger:
@@ -189,13 +191,16 @@ class Ledger:
         query = watermarks.select().where(watermarks.c.plan == plan, watermarks.c.table_name == table_name)
         with self.engine.connect() as conn:
             row = conn.execute(query).mappings().first()
-        return None if row is None else Watermark(row["column_name"], row["mark"], row["at_mark"])
+        if row is None:
+            return None
+        return Watermark(row["column_name"], row["mark"], row["at_mark"], row["snapshot_xmin"])
 
     def save_watermark(self, plan: str, table_name: str, mark: Watermark) -> None:
         """Record a table's watermark."""
         key = (watermarks.c.plan == plan) & (watermarks.c.table_name == table_name)
         values = {"plan": plan, "table_name": table_name, "column_name": mark.column, "mark": mark.mark,
-                  "at_mark": mark.at_mark, "updated_at": datetime.now(UTC)}  # fmt: skip
+                  "at_mark": mark.at_mark, "updated_at": datetime.now(UTC),
+                  "snapshot_xmin": mark.snapshot_xmin}  # fmt: skip
         with self.engine.begin() as conn:
             conn.execute(watermarks.delete().where(key))
             conn.execute(watermarks.insert().values(**values))
@@ -219,16 +224,19 @@ def _driver(url: str) -> str:
     return f"postgresql+psycopg://{rest}" if sep and scheme in ("postgres", "postgresql") else url
 
 
-_ADDED_COLUMNS = {"bounds": "TEXT", "snapshot_xmin": "BIGINT"}  # chunks' columns newer than the first ledgers
+# Columns newer than the first ledgers: table, column, type.
+_ADDED_COLUMNS = [("chunks", "bounds", "TEXT"), ("chunks", "snapshot_xmin", "BIGINT"),
+                  ("watermarks", "snapshot_xmin", "BIGINT")]  # fmt: skip
 
 
 def _add_missing_columns(engine: sa.Engine) -> None:
-    """Migrate a ledger written before chunks had some of their columns: add them, empty."""
-    existing = {c["name"] for c in sa.inspect(engine).get_columns("chunks")}
+    """Migrate a ledger written before its tables had some of their columns: add them, empty."""
+    inspector = sa.inspect(engine)
+    existing = {(t, c["name"]) for t in ("chunks", "watermarks") for c in inspector.get_columns(t)}
     with engine.begin() as conn:
-        for name, kind in _ADDED_COLUMNS.items():
-            if name not in existing:
-                conn.execute(sa.text(f"ALTER TABLE chunks ADD COLUMN {name} {kind}"))
+        for table, name, kind in _ADDED_COLUMNS:
+            if (table, name) not in existing:
+                conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
 
 
 # Checksums are unsigned 64-bit; stored as text so every database keeps them exactly.

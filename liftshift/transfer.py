@@ -21,9 +21,10 @@ from liftshift.ledger import ChunkRecord, Ledger
 from liftshift.plan import Plan
 from liftshift.redact import redact
 from liftshift.report import GateResult, StageReport
-from liftshift.resume import snapshot_xmin, written_since
+from liftshift.resume import written_since
 from liftshift.types import Verdict, target_mapping
 from liftshift.watermarks import remember_marks
+from liftshift.xids import snapshot_xmin
 
 __all__ = ["integer_key", "plan_chunks", "run"]  # integer_key and plan_chunks: for older importers
 

@@ -5,6 +5,7 @@ from liftshift.errors import PlanError
 from liftshift.ledger import Ledger, Watermark
 from liftshift.plan import Plan
 from liftshift.types import Canonical
+from liftshift.xids import snapshot_xmin
 
 # Types whose order follows time or a counter; a watermark must be one of them.
 ORDERED = (
@@ -68,11 +69,12 @@ def remember_marks(plan: Plan, ledger: Ledger, source: Source, tables: list[Tabl
 
 
 def current_mark(source: Source, table: Table, column: str) -> Watermark:
-    """The column's largest value now, and a fingerprint of the rows holding it."""
-    mark = source.max_value(table, column)
+    """The column's largest value now, a fingerprint of the rows holding it, and the snapshot's xmin:
+    a delta reads the rows written since as well, whatever their watermark (liftshift.xids)."""
+    mark, xmin = source.max_value(table, column), snapshot_xmin(source)
     if mark is None:
-        return Watermark(column, None)
-    return Watermark(column, mark, _text(source.fingerprint_at(table, column, mark)))
+        return Watermark(column, None, snapshot_xmin=xmin)
+    return Watermark(column, mark, _text(source.fingerprint_at(table, column, mark)), xmin)
 
 
 def _text(found: Fingerprint) -> str:

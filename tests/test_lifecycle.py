@@ -73,8 +73,8 @@ def test_the_validation_notebook_shows_the_differing_row(demo_plan, monkeypatch)
     assert "missing in target" in text and "id='9'" in text
 
 
-class Stopped(Exception):
-    """Stands for a run stopped part-way (Ctrl-C, a lost driver)."""
+class Stopped(KeyboardInterrupt):
+    """Stands for a run stopped part-way (Ctrl-C, a lost driver): no handler of errors catches it."""
 
 
 def test_rerun_skips_chunks_already_done_and_redoes_the_rest(demo_plan):

@@ -140,7 +140,7 @@ def test_a_resumed_transfer_moves_again_the_done_chunks_written_since(pg_url, bq
         source.close()
 
 
-def test_a_ledger_from_before_chunks_had_bounds_and_snapshots_is_migrated(tmp_path):
+def test_a_ledger_from_before_chunks_and_marks_had_snapshots_is_migrated(tmp_path):
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as conn:  # the chunks table as the first ledgers made it
         conn.execute("CREATE TABLE chunks (plan VARCHAR(200), table_name VARCHAR(200), chunk INTEGER,"
@@ -149,8 +149,16 @@ def test_a_ledger_from_before_chunks_had_bounds_and_snapshots_is_migrated(tmp_pa
                      " updated_at DATETIME NOT NULL, PRIMARY KEY (plan, table_name, chunk))")  # fmt: skip
         row = "('p', 't', 0, 1, 9, 'done', 8, '5', '5', 1, NULL, '2025-01-01')"
         conn.execute(f"INSERT INTO chunks VALUES {row}")
+        conn.execute("CREATE TABLE watermarks (plan VARCHAR(200), table_name VARCHAR(200), column_name"
+                     " VARCHAR(200) NOT NULL, mark TEXT, at_mark VARCHAR(60), updated_at DATETIME NOT NULL,"
+                     " PRIMARY KEY (plan, table_name))")  # fmt: skip
+        conn.execute("INSERT INTO watermarks VALUES ('p', 't', 'at', '5', '1:2', '2025-01-01')")
     ledger = Ledger(f"sqlite:///{path}")
     (old,) = ledger.chunk_records("p", "t")
     assert (old.rows, old.bounds, old.snapshot_xmin) == (8, None, None)  # resumed, it moves again
     ledger.save_chunk("p", replace(old, snapshot_xmin=2**40 + 7))
     assert ledger.chunk_records("p", "t")[0].snapshot_xmin == 2**40 + 7
+    mark = ledger.watermark("p", "t")
+    assert mark is not None and (mark.mark, mark.snapshot_xmin) == ("5", None)  # a delta reads by mark only
+    ledger.save_watermark("p", "t", replace(mark, snapshot_xmin=12))
+    assert ledger.watermark("p", "t") == replace(mark, snapshot_xmin=12)

@@ -22,6 +22,7 @@ from liftshift.pgbinary import projection
 from liftshift.pgread import binary_copy, copy_arrow, copy_batches
 from liftshift.pgtypes import BUILTIN_RANGES, PgType, map_postgres
 from liftshift.redact import redact
+from liftshift.xids import written_since_sql
 
 # IntervalStyle: intervals travel and are hashed as ISO 8601 text, which BigQuery can CAST.
 _SESSION = (
@@ -348,15 +349,17 @@ class PostgresSource:
 
     def read_since(
         self, table: Table, column: str, mark: str | None, inclusive: bool = True,
-        key_range: KeyRange | None = None, batch_bytes: int = 64 * 2**20,
+        key_range: KeyRange | None = None, batch_bytes: int = 64 * 2**20, written_since: int | None = None,
     ) -> Generator[pa.Table, None, None]:  # fmt: skip
         """A key range's rows whose column is at (if inclusive) or above mark (all when mark is None),
-        in tables of about batch_bytes of COPY each."""
+        or that were written since that snapshot xmin, in tables of about batch_bytes of COPY each."""
         where = fp.range_predicate("postgres", key_range)
         if mark is not None:
             literal = pgsql.Literal(mark).as_string(self.conn)
             op = ">=" if inclusive else ">"
-            where += f" AND {fp.quote('postgres', column)} {op} {literal}::{table.column(column).source_type}"
+            since = f"{fp.quote('postgres', column)} {op} {literal}::{table.column(column).source_type}"
+            late = "" if written_since is None else f" OR {written_since_sql(written_since)}"
+            where += f" AND ({since}{late})"
         return copy_batches(self.conn, self._copy_sql(table, f"WHERE {where}"), table, batch_bytes)
 
     def fingerprint_at(self, table: Table, column: str, mark: str) -> Fingerprint:
