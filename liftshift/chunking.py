@@ -139,9 +139,7 @@ def from_record(table: Table, record: ChunkRecord) -> Chunk:
 
 def describe(chunk: Chunk) -> str:
     """A chunk's boundaries for messages."""
-    if chunk is None:
-        return "whole table"
-    if chunk.low is None and chunk.high is None:
+    if chunk is None or (chunk.low is None and chunk.high is None):
         return "(the whole table)"
     low, high = ("…" if bound is None else bound for bound in (chunk.low, chunk.high))
     if isinstance(chunk, CtidRange):

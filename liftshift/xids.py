@@ -9,7 +9,7 @@ whatever its other columns say (a watermark set at a transaction's start, then c
 from liftshift.connectors.base import Source
 
 _XIDS = 1 << 32
-HALF = 1 << 31  # as PostgreSQL compares ids: the 2**31 after one follow it
+_HALF = 1 << 31  # as PostgreSQL compares ids: the 2**31 after one follow it
 _NORMAL = 3  # ids below are the bootstrap's and frozen rows': older than any snapshot
 
 
@@ -21,10 +21,10 @@ def snapshot_xmin(source: Source) -> int:
 
 def usable(since: int | None, now: int) -> int | None:
     """since, unless unknown or so long before now that 32-bit ids have wrapped around since."""
-    return None if since is None or now - since >= HALF else since
+    return None if since is None or now - since >= _HALF else since
 
 
 def written_since_sql(since: int) -> str:
     """A PostgreSQL condition: the row was written by transaction since (64-bit) or a later one."""
     xmin = "xmin::text::bigint"
-    return f"({xmin} >= {_NORMAL} AND ({xmin} - {since % _XIDS} + {_XIDS}) % {_XIDS} < {HALF})"
+    return f"({xmin} >= {_NORMAL} AND ({xmin} - {since % _XIDS} + {_XIDS}) % {_XIDS} < {_HALF})"
