@@ -21,7 +21,7 @@ from liftshift.chunking import chunk_rows_for, integer_key, integer_ranges
 from liftshift.connectors import opened
 from liftshift.connectors.base import KeyRange, Source, Table, Target
 from liftshift.errors import PlanError
-from liftshift.ledger import Ledger, Watermark
+from liftshift.ledger import Ledger
 from liftshift.plan import Plan
 from liftshift.redact import redact
 from liftshift.report import GateResult, StageReport
@@ -144,7 +144,8 @@ def sync_table(
         changes = _Changes(table, column, since, inclusive, late)
         upserted = _upsert_changes(plan, source, target, changes, ranges, rows, progress)
         done = reconcile(source, target, table, ranges)
-    ledger.save_watermark(plan.name, table.name, mark if mark.mark is not None else Watermark(column, since))
+    # An emptied table keeps the old mark, and this snapshot: rows written after it still move.
+    ledger.save_watermark(plan.name, table.name, mark if mark.mark is not None else replace(mark, mark=since))
     return TableDelta(
         table=table.name, watermark=column, since=since, mark=mark.mark, upserted=upserted,
         deleted=done.deleted, late=done.late, ranges=done.ranges, differing=done.differing,

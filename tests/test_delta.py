@@ -105,6 +105,20 @@ def test_an_update_committed_after_a_delta_with_a_watermark_before_its_mark_arri
     assert validated.gate.passed, validated.gate.reasons
 
 
+def test_a_delta_of_an_emptied_table_keeps_its_mark_and_records_its_snapshot(pg_url, tmp_path):
+    _sql(pg_url, _SOURCE)
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["items"],
+                      transfer={"watermarks": {"items": "updated_at"}})  # fmt: skip
+    assert lifecycle.run_stage("transfer", plan).report.gate.passed
+    ledger = Ledger(plan.ledger_url())
+    before = ledger.watermark(plan.name, "items")
+    _sql(pg_url, "DELETE FROM items")
+    assert _delta(plan)["items"].deleted == 1000
+    after = ledger.watermark(plan.name, "items")
+    assert before is not None and after is not None and after.mark == before.mark
+    assert after.snapshot_xmin is not None and after.snapshot_xmin > (before.snapshot_xmin or 0)
+
+
 def test_deletes_among_sparse_keys_are_found_in_ranges_of_about_chunk_rows(pg_url, tmp_path):
     # One id far from the rest: ranges of equal width would hold every other row in one range.
     _sql(pg_url, _SOURCE + "INSERT INTO items VALUES (9000000000000000000, 'far', 1, '2024-01-01');")
