@@ -368,12 +368,18 @@ def test_the_source_lost_mid_transfer_is_one_error_and_a_rerun_carries_on(pg_url
     assert [t.rows for t in report.tables] == [2000, 10]
 
 
-def test_a_key_column_called_n_is_cut_into_chunks(pg_url, tmp_path):
+def _transfer_one(pg_url: str, tmp_path, sql: str, target_url: str, table: str, **plan: object):
+    """Create a table in the source with sql, and transfer it alone; the report."""
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE named (n text PRIMARY KEY, v int)")
-        conn.execute("INSERT INTO named SELECT 'k' || g, g FROM generate_series(1, 20) g")
-    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["named"], transfer={"chunk_rows": 7})
-    report = transfer.run(plan, Ledger(plan.ledger_url()))
+        conn.execute(sql)
+    written = write_plan(tmp_path, pg_url, target_url, tables=[table], **plan)
+    return transfer.run(written, Ledger(written.ledger_url()))
+
+
+def test_a_key_column_called_n_is_cut_into_chunks(pg_url, tmp_path):
+    sql = ("CREATE TABLE named (n text PRIMARY KEY, v int);"
+           "INSERT INTO named SELECT 'k' || g, g FROM generate_series(1, 20) g")
+    report = _transfer_one(pg_url, tmp_path, sql, "duckdb:///w.duckdb", "named", transfer={"chunk_rows": 7})
     assert report.gate.passed, report.gate.reasons
     assert report.tables[0].rows == 20 and report.tables[0].chunks >= 3
 
@@ -390,20 +396,15 @@ def test_a_table_the_target_refuses_fails_alone_with_the_target_s_message(pg_url
 
 
 def test_a_value_duckdb_rounds_on_the_way_in_fails_its_chunk(pg_url, tmp_path):
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE wide (id int PRIMARY KEY, x numeric)")
-        conn.execute("INSERT INTO wide VALUES (1, 1.23456789012345)")  # DuckDB keeps 10 places
-    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["wide"], accept=["wide.x"])
-    report = transfer.run(plan, Ledger(plan.ledger_url()))
+    # DuckDB keeps 10 fractional digits.
+    sql = "CREATE TABLE wide (id int PRIMARY KEY, x numeric); INSERT INTO wide VALUES (1, 1.23456789012345)"
+    report = _transfer_one(pg_url, tmp_path, sql, "duckdb:///w.duckdb", "wide", accept=["wide.x"])
     assert not report.gate.passed and "checksum" in report.gate.reasons[0], report.gate.reasons
 
 
 def test_an_in_memory_duckdb_target_is_written_by_one_connection(pg_url, tmp_path):
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
-        conn.execute("INSERT INTO t SELECT g FROM generate_series(1, 1000) g")
-    plan = write_plan(tmp_path, pg_url, "duckdb:///:memory:", tables=["t"], transfer={"chunk_rows": 100})
-    report = transfer.run(plan, Ledger(plan.ledger_url()))
+    sql = "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT g FROM generate_series(1, 1000) g"
+    report = _transfer_one(pg_url, tmp_path, sql, "duckdb:///:memory:", "t", transfer={"chunk_rows": 100})
     assert report.gate.passed and report.tables[0].rows == 1000, report.gate.reasons
 
 
