@@ -4,6 +4,7 @@ import psycopg
 import pytest
 
 from liftshift import lifecycle
+from liftshift.connectors import opened
 from liftshift.errors import PlanError
 from liftshift.ledger import Ledger
 from tests.conftest import bigquery_url, new_database, write_plan
@@ -223,3 +224,42 @@ def test_changes_move_in_batches_and_a_batch_the_target_rejects_leaves_the_sourc
     report = lifecycle.run_stage("transfer", plan, delta=True).report
     assert [r.split(":")[0] for r in report.gate.reasons] == ["items"], report.gate.reasons
     assert {t.table: t.upserted for t in report.tables}["tags"] == 1  # type: ignore[attr-defined]
+
+
+_ODD_KEYS = """
+CREATE TABLE spans (k interval PRIMARY KEY, v text, updated_at timestamptz NOT NULL);
+INSERT INTO spans SELECT g * interval '1 day 1 hour', 'v', '2024-01-01' FROM generate_series(1, 30) g;
+CREATE TABLE codes (k char(4) PRIMARY KEY, v text, updated_at timestamptz NOT NULL);
+INSERT INTO codes SELECT 'a' || g, 'v', '2024-01-01' FROM generate_series(1, 30) g;
+CREATE TABLE amounts (k numeric(20,5) PRIMARY KEY, v text, updated_at timestamptz NOT NULL);
+INSERT INTO amounts SELECT g * 1.5, 'v', '2024-01-01' FROM generate_series(1, 30) g;
+"""
+_ODD_CHANGES = """
+UPDATE spans SET v = 'changed', updated_at = now() WHERE k = interval '2 days 2 hours';
+DELETE FROM spans WHERE k = interval '3 days 3 hours';
+UPDATE codes SET v = 'changed', updated_at = now() WHERE k = 'a2';
+DELETE FROM codes WHERE k = 'a3';
+UPDATE amounts SET v = 'changed', updated_at = now() WHERE k = 3;
+DELETE FROM amounts WHERE k = 4.5;
+"""
+
+
+def test_keys_held_otherwise_in_the_target_match_only_the_rows_that_changed(pg_url, target_url, tmp_path):
+    # interval lands as ISO text, char(4) without its padding, numeric(20,5) as a 128-bit decimal:
+    # compared as PostgreSQL returns them, no key matched and every row was deleted and copied again.
+    _sql(pg_url, _ODD_KEYS)
+    marks = {"spans": "updated_at", "codes": "updated_at", "amounts": "updated_at"}
+    plan = write_plan(tmp_path, pg_url, target_url, tables=list(marks), transfer={"watermarks": marks})
+    assert lifecycle.run_stage("transfer", plan).report.gate.passed
+    _sql(pg_url, _ODD_CHANGES)
+    for table in _delta(plan).values():
+        # since is the watermark every row was copied at: the rows still at it are upserted again
+        assert (table.upserted, table.deleted, table.late) == (29, 1, 0), table
+    _sql(pg_url, "DELETE FROM spans WHERE k = interval '4 days 4 hours'")
+    with opened(plan) as (source, target):  # a row the target lost: the source's key must match it
+        for table in source.catalog(list(marks)):
+            target.delete_keys(table, target.keys(table, table.primary_key, None).sort_by("k").slice(9, 1))
+    changed = _delta(plan)
+    assert [(t.upserted, t.deleted, t.late) for t in changed.values()] == [(0, 0, 1)] * 2 + [(0, 1, 1)], changed
+    validated = lifecycle.run_stage("validate", plan).report
+    assert validated.gate.passed, validated.gate.reasons

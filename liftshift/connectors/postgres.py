@@ -4,6 +4,7 @@ import fnmatch
 import re
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -372,10 +373,10 @@ class PostgresSource:
         return fp.combine(n, hi, lo)
 
     def keys(self, table: Table, columns: tuple[str, ...], key_range: KeyRange | None) -> pa.Table:
-        """The key columns of the rows in a key range."""
-        names = ", ".join(fp.quote("postgres", c) for c in columns)
-        where = fp.range_predicate("postgres", key_range)
-        return self.query(f"SELECT {names} FROM {self.relation(table)} WHERE {where}")
+        """The key columns of the rows in a key range, read as read_table reads them: delta compares
+        them with the target's keys value by value (char(n) unpadded, interval as ISO text)."""
+        keys_only = replace(table, columns=tuple(table.column(c) for c in columns))
+        return self._copy(keys_only, f"WHERE {fp.range_predicate('postgres', key_range)}")
 
     def read_keys(self, table: Table, keys: pa.Table) -> pa.Table:
         """The rows whose key columns equal a row of keys, as read_table reads them."""
