@@ -11,6 +11,8 @@ from liftshift.redact import redact
 from liftshift.report import GateResult, StageReport
 
 PRECONDITIONS = ("assess", "transfer", "validate", "benchmark")
+# Stages that change the target: a validation older than the newest of them proves another table.
+_WRITERS = ("transfer", "delta")
 
 
 class Precondition(BaseModel):
@@ -22,6 +24,7 @@ class Precondition(BaseModel):
     report_id: int | None
     passed: bool
     at: datetime | None
+    stale: str = ""  # why a passed gate no longer counts
 
 
 class GoLiveReport(StageReport):
@@ -36,19 +39,31 @@ class GoLiveReport(StageReport):
 
 
 def gate(report: GoLiveReport) -> GateResult:
-    """Pass when every earlier stage has a report and its gate passed."""
-    reasons = [
-        f"{c.stage} has not run for this plan" if c.report_id is None else f"{c.stage} gate failed"
-        for c in report.checks
-        if not c.passed
-    ]
+    """Pass when every earlier stage has a report, its gate passed, and no transfer or delta came after
+    the validation."""
+    reasons = [_reason(c) for c in report.checks if not c.passed or c.stale]
     return GateResult(passed=not reasons, reasons=reasons)
+
+
+def _reason(check: Precondition) -> str:
+    if check.report_id is None:
+        return f"{check.stage} has not run for this plan"
+    return check.stale or f"{check.stage} gate failed"
 
 
 def serving_side(ledger: Ledger, plan: Plan) -> str:
     """Which side serves now: the target after a passed go-live, else the source."""
     latest = ledger.latest_report(plan.name, "golive")
     return str(latest.body["serving"]) if latest and latest.passed else "source"
+
+
+def _stale(ledger: Ledger, plan: Plan, validated: int) -> str:
+    """Why a validation no longer proves the target: a transfer or delta wrote to it since."""
+    for stage in _WRITERS:
+        latest = ledger.latest_report(plan.name, stage)
+        if latest and latest.id > validated:
+            return f"the target changed after the last validation (a {stage} ran since); run validate again"
+    return ""
 
 
 def run(plan: Plan, ledger: Ledger) -> GoLiveReport:
@@ -60,6 +75,7 @@ def run(plan: Plan, ledger: Ledger) -> GoLiveReport:
         checks.append(Precondition(
             stage=stage, report_id=latest.id if latest else None,
             passed=bool(latest and latest.passed), at=latest.created_at if latest else None,
+            stale=_stale(ledger, plan, latest.id) if latest and stage == "validate" else "",
         ))  # fmt: skip
     draft = GoLiveReport(
         stage="golive", plan=plan.name, started_at=started, seconds=0.0,

@@ -124,6 +124,21 @@ def test_duckdb_target_and_a_failed_gate_stops_the_lifecycle(pg_url, tmp_path):
     ]
 
 
+def test_golive_refuses_a_validation_older_than_the_last_write_to_the_target(pg_url, tmp_path):
+    seed(pg_url, rows=200)
+    plan = write_plan(tmp_path, pg_url, "duckdb:///warehouse.duckdb", accept=DEMO_ACCEPT)
+    assert all(o.report.gate.passed for o in lifecycle.run_all(plan))
+    with psycopg_conn(pg_url) as conn:
+        conn.execute("UPDATE orders SET note = 'late' WHERE id = 3")
+    lifecycle.run_stage("transfer", plan)  # moves nothing: its chunks are done, the edit unproved
+    stale = lifecycle.run_stage("golive", plan).report
+    assert stale.gate.reasons == [
+        "the target changed after the last validation (a transfer ran since); run validate again"
+    ]
+    assert stale.serving.startswith("target")  # type: ignore[attr-defined]  # the earlier go-live stands
+    assert not lifecycle.run_stage("validate", plan).report.gate.passed  # and validate finds the edit
+
+
 def psycopg_conn(url):
     import psycopg
 
