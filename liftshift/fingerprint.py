@@ -22,14 +22,17 @@ from liftshift.connectors.base import Chunk, Column, CtidRange, Fingerprint, Key
 from liftshift.types import Canonical as C
 
 # Which canonical text checksums were made with: stored with each validation, so monitor never
-# compares checksums of two formats. 2: floats and timestamps in hex, columns joined by '|'.
-CANONICAL_VERSION = 2
+# compares checksums of two formats. 2: floats and timestamps in hex, columns joined by '|'. 3: DuckDB
+# compacts JSON text as PostgreSQL does, rather than re-printing it (2.50 stays 2.50).
+CANONICAL_VERSION = 3
 
 _TRIM_ZEROS = "REGEXP_REPLACE(REGEXP_REPLACE({t}, {q}(\\.\\d*?)0+$', {q}\\1'), {q}\\.$', '')"
 # One pass: a fraction's trailing zeros go, and the point with them when nothing else is left of it
 # (text without a point, a scale-0 decimal's, is left alone). ~40% cheaper in DuckDB than two passes.
 _DUCK_TRIM_ZEROS = "REGEXP_REPLACE(CAST({c} AS VARCHAR), '(\\.\\d*[1-9])0+$|\\.0+$', '\\1')"
-_JSON_COMPACT = "regexp_replace({c}::jsonb::text, '(\"(?:[^\"\\\\]|\\\\.)*\")|\\s+', '\\1', 'g')"
+# JSON text without the whitespace outside strings. DuckDB holds PostgreSQL's jsonb text as it is, so
+# both compact that text; json() would print 2.50 as 2.5, and tell an exact copy from its source.
+_JSON_COMPACT = "regexp_replace({text}, '(\"(?:[^\"\\\\]|\\\\.)*\")|\\s+', '\\1', 'g')"
 # Floats as the 16 hex digits of their IEEE-754 binary64 bits (float4 widened first), NaN as 'NaN'
 # (its payload is not data). Exact, keeps -0 and ±Infinity, and in PostgreSQL a seventh of the cost
 # of printing 17 digits, which was the dearest text of a row. BigQuery cannot see a float's bits, so
@@ -75,7 +78,7 @@ _RULES: dict[str, dict[C, str]] = {
         C.TIME: "encode(time_send({c}), 'hex')",
         C.TIMESTAMP: "encode(timestamp_send({c}), 'hex')",
         C.TIMESTAMPTZ: "encode(timestamptz_send({c}), 'hex')",
-        C.JSON: _JSON_COMPACT,
+        C.JSON: _JSON_COMPACT.format(text="{c}::jsonb::text"),
     },
     "bigquery": {
         **{k: "CAST({c} AS STRING)" for k in _INTS},
@@ -101,7 +104,7 @@ _RULES: dict[str, dict[C, str]] = {
         C.TIME: _DUCK_HEX64.format(v="epoch_us({c})"),
         C.TIMESTAMP: _DUCK_HEX64.format(v=f"epoch_us({{c}}) - {_Y2K_MICROS}"),
         C.TIMESTAMPTZ: _DUCK_HEX64.format(v=f"epoch_us({{c}}) - {_Y2K_MICROS}"),
-        C.JSON: "CAST(json({c}) AS VARCHAR)",
+        C.JSON: _JSON_COMPACT.format(text="CAST({c} AS VARCHAR)"),
     },
 }  # fmt: skip
 

@@ -66,6 +66,8 @@ _DATES = "±infinity and years outside 0001–9999 cannot be moved (assess check
 _JSONB_NUMBERS = (
     "numbers are stored as JSON numbers: 2.50 becomes 2.5; beyond ~15–17 significant digits they round"
 )
+# DuckDB keeps a JSON value's text as written; only its JSON functions read numbers as doubles.
+_JSONB_TEXT = "PostgreSQL's jsonb text, kept as it is (DuckDB's JSON functions read numbers as doubles)"
 _JSON_TEXT = "whitespace, key order and duplicate keys are not kept"
 _GEOMETRY = (V.WIDENED, "as text: planar geometry, not GEOGRAPHY")
 _NETWORK = (V.WIDENED, "as text with the prefix length (10.0.0.1/32); network operators lost")
@@ -111,7 +113,7 @@ _BUILTIN: dict[str, _Rule] = {
     ),
     "uuid": _Rule(C.STRING, (V.WIDENED, "canonical lower-case text"), cast=_TEXT),
     "json": _Rule(C.JSON, (V.LOSSY, _JSON_TEXT), postgres=(V.LOSSY, _JSON_TEXT), cast="{c}::jsonb"),
-    "jsonb": _Rule(C.JSON, (V.LOSSY, _JSONB_NUMBERS)),
+    "jsonb": _Rule(C.JSON, (V.LOSSY, _JSONB_NUMBERS), (V.EXACT, _JSONB_TEXT)),
     "inet": _Rule(C.STRING, _NETWORK, cast=_TEXT),
     "cidr": _Rule(C.STRING, _NETWORK, cast=_TEXT),
     "macaddr": _Rule(C.STRING, _AS_TEXT, cast=_TEXT),

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,8 @@ import great_expectations as gx
 import pandas as pd
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.dialects.postgresql.base import ischema_names
+from sqlalchemy.types import UserDefinedType
 
 from liftshift import fingerprint as fp
 from liftshift.connectors.base import Table
@@ -106,6 +109,8 @@ class SideChecks:
         if engine.dialect == "duckdb":  # GX's DuckDB datasource is broken (GX issue #11579): pandas
             frame = engine.conn.execute(f"SELECT * FROM {engine.relation(table)}").df()
             return pandas_batch(self._datasource(), table.name, frame, suite)
+        if engine.dialect == "postgres":
+            _name_types_for_sqlalchemy(table)
         quoted = fp.quote("postgres", table.name) if engine.dialect == "postgres" else table.name
         # Names are qualified by schema/dataset: the local endpoint ignores a query's default dataset.
         schema = engine.schema if engine.dialect == "postgres" else engine.dataset
@@ -116,6 +121,28 @@ class SideChecks:
         if self._source is None:
             self._source = _datasource(self.ctx, self.side, self.engine)
         return self._source
+
+
+class _NamedType(UserDefinedType[Any]):
+    """A PostgreSQL type SQLAlchemy does not know, spelled by its name in any DDL."""
+
+    cache_ok = True
+    pg_name = ""
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return self.pg_name
+
+
+def _name_types_for_sqlalchemy(table: Table) -> None:
+    """Teach SQLAlchemy the table's types it does not know (point, line, composite types...).
+
+    It reflects them as NullType, which it cannot render, so GX failed every expectation of a
+    table holding one, on any column. Registered by name for the process, as SQLAlchemy asks.
+    """
+    for column in table.columns:
+        name = re.sub(r"\(.*\)|\[\]", "", column.source_type).strip().lower()
+        if name not in ischema_names:
+            ischema_names[name] = type(f"PG_{name}", (_NamedType,), {"pg_name": name})
 
 
 def _datasource(ctx: Any, name: str, engine: Any) -> Any:

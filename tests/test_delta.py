@@ -259,7 +259,7 @@ def test_keys_held_otherwise_in_the_target_match_only_the_rows_that_changed(pg_u
     with opened(plan) as (source, target):  # a row the target lost: the source's key must match it
         for table in source.catalog(list(marks)):
             target.delete_keys(table, target.keys(table, table.primary_key, None).sort_by("k").slice(9, 1))
-    changed = _delta(plan)
-    assert [(t.upserted, t.deleted, t.late) for t in changed.values()] == [(0, 0, 1)] * 2 + [(0, 1, 1)], changed
+    moved = {name: (t.upserted, t.deleted, t.late) for name, t in _delta(plan).items()}
+    assert moved == {"amounts": (0, 0, 1), "codes": (0, 0, 1), "spans": (0, 1, 1)}
     validated = lifecycle.run_stage("validate", plan).report
     assert validated.gate.passed, validated.gate.reasons

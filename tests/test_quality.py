@@ -105,3 +105,18 @@ def test_a_password_with_a_dollar_sign_reaches_great_expectations_as_it_is(pg_ur
     assert report.gate.passed, report.gate.reasons
     assert {o.side for o in report.expectations} == {"source", "target"}  # type: ignore[attr-defined]
     assert "pa$ecret" not in report.model_dump_json()
+
+
+def test_a_table_with_types_sqlalchemy_does_not_know_is_checked_on_both_sides(pg_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("""CREATE TYPE pair AS (a int, b text);
+            CREATE TABLE "Kunden" (id int PRIMARY KEY, p point, q pair, ln line, ps point[]);
+            INSERT INTO "Kunden" SELECT g, point(g, 2), ROW(g, 'x')::pair, line '{1,2,3}', ARRAY[point(1, g)]
+            FROM generate_series(1, 20) g""")  # fmt: skip
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb")
+    write_suite(plan, [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": c}}
+                       for c in ("id", "p", "q")])  # fmt: skip
+    assert lifecycle.run_stage("transfer", plan).report.gate.passed
+    report = lifecycle.run_stage("validate", plan).report
+    assert report.gate.passed, report.gate.reasons  # SQLAlchemy reflected point as NullType: GX failed all
+    assert len(report.expectations) == 6  # type: ignore[attr-defined]

@@ -47,7 +47,7 @@ BUILTIN = {
     "interval year to month": (("STRING", W), ("VARCHAR", W), (_SAME, E)),
     "uuid": (("STRING", W), ("VARCHAR", W), (_SAME, E)),
     "json": (("JSON", L), ("JSON", L), (_SAME, L)),
-    "jsonb": (("JSON", L), ("JSON", L), (_SAME, E)),
+    "jsonb": (("JSON", L), ("JSON", E), (_SAME, E)),
     "integer[]": (("JSON", W), ("JSON", W), ("jsonb", W)),
     "text[]": (("JSON", W), ("JSON", W), ("jsonb", W)),
     "timestamp with time zone[]": (("JSON", W), ("JSON", W), ("jsonb", W)),
