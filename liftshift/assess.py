@@ -23,6 +23,7 @@ from liftshift.connectors.postgres import PostgresSource
 from liftshift.errors import PlanError
 from liftshift.estimate import estimate
 from liftshift.ledger import Ledger
+from liftshift.names import name_problems
 from liftshift.plan import Plan
 from liftshift.profile import profile
 from liftshift.report import GateResult
@@ -51,7 +52,8 @@ def run(plan: Plan, ledger: Ledger) -> AssessReport:
         tables = source.catalog(plan.tables)
         columns = {t.name: {c.name for c in t.columns} for t in tables}
         usage = workload_usage(plan.workload_dir(), columns)
-        found = [_assess_table(plan, source, target, t, usage[t.name]) for t in tables]
+        names = name_problems(tables, target.dialect)
+        found = [_assess_table(plan, source, target, t, usage[t.name], names.get(t.name, [])) for t in tables]
         with inventory.readable(f"the catalog of schema {source.schema}", _user(source)):
             views = inventory.views(source.conn, source.schema)
             sequences = inventory.sequences(source.conn, source.schema)
@@ -68,9 +70,10 @@ def _user(source: PostgresSource) -> str:
 
 
 def _assess_table(
-    plan: Plan, source: PostgresSource, target: Target, table: Table, usage: Counter[str]
+    plan: Plan, source: PostgresSource, target: Target, table: Table, usage: Counter[str], names: list[str]
 ) -> _Assessed:
-    """Inventory, profile, column verdicts, estimate, advice and suite of one table."""
+    """Inventory, profile, column verdicts, estimate, advice and suite of one table; names: why the target
+    cannot take its name or a column's (no sample is timed in the target then)."""
     with inventory.readable(f"table {table.ref}", _user(source)):
         found = inventory.describe(source.conn, table)
         movable = replace(table, columns=tuple(c for c in table.columns if _movable(c, target.dialect)))
@@ -79,7 +82,8 @@ def _assess_table(
     # Columns holding values the target cannot take are left out of the timed sample.
     fit = tuple(c for c in movable.columns if c.name not in profiled.problems)
     sampled = replace(movable, columns=fit)
-    cost = estimate(plan, source, target, sampled, profiled.rows, workers) if sampled.columns else None
+    timed = sampled.columns and not names
+    cost = estimate(plan, source, target, sampled, profiled.rows, workers) if timed else None
     columns = [
         _column(plan, table, c.name, found.defaults.get(c.name), target.dialect) for c in table.columns
     ]
@@ -94,7 +98,8 @@ def _assess_table(
         total_bytes=found.heap_bytes + found.toast_bytes + found.index_bytes, columns=len(table.columns),
         primary_key=list(table.primary_key),
         hot=found.modified_since_analyze + found.updates + found.deletes >= plan.assess.hot_writes,
-        blockers=sum(c.verdict is Verdict.BLOCKER for c in columns) + len(problems),
+        blockers=sum(c.verdict is Verdict.BLOCKER for c in columns) + len(problems) + len(names),
+        names=[f"{table.name}: {n}" for n in names],
         lossy=sum(c.verdict is Verdict.LOSSY for c in columns), wave=0, estimate=cost,
         advice=advise(movable, found, profiled, bq_bytes, usage, plan.assess.advise_bytes),
     )  # fmt: skip
@@ -163,7 +168,8 @@ def _wave(number: int, names: list[str], by_name: dict[str, TableAssessment]) ->
 
 def gate(report: AssessReport) -> GateResult:
     """Fail on any blocker (in the types or in the data) and on lossy columns the plan does not accept."""
-    reasons = [
+    reasons = [n for t in report.tables for n in t.names]
+    reasons += [
         f"{c.table}.{c.column}: {c.source_type} — {c.note}"
         for c in report.columns
         if c.verdict is Verdict.BLOCKER

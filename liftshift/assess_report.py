@@ -96,6 +96,7 @@ class TableAssessment(CatalogFacts):
     wave: int
     estimate: Estimate | None
     advice: Advice | None
+    names: list[str] = []  # why the target cannot take the table's name or a column's
 
 
 class Wave(_Frozen):
@@ -157,8 +158,10 @@ class AssessReport(StageReport):
         ]
         out += [f"- {c}" for c in self.cycles]
         decided = [c for c in self.columns if c.verdict in (Verdict.LOSSY, Verdict.BLOCKER)]
-        if decided or self.value_problems:
+        names = [n for t in self.tables for n in t.names]
+        if decided or self.value_problems or names:
             out += ["", "## Columns that need a decision", ""]
+            out += [f"- {n}" for n in names]
             out += [
                 f"- {c.table}.{c.column}: {c.source_type} → {c.target_type} **{c.verdict}**"
                 f"{' (accepted)' if c.accepted else ''} — {c.note}"

@@ -208,6 +208,9 @@ def _problems(report: AssessReport) -> str:
         "<h3>Values the target cannot hold</h3>",
         html_table(("Table", "Column", "Problem", "Rows"), values, numeric=[3]),
     ]
+    names = [n for t in report.tables for n in t.names]
+    if names:
+        parts += ["<h3>Names the target cannot take</h3>", html_list(names)]
     if report.unused_accepts:
         parts += ["<h3>Accepted in the plan but matching no column</h3>", html_list(report.unused_accepts)]
     return "\n".join(parts)

@@ -18,6 +18,7 @@ from liftshift.connectors.duckdb import DuckDBTarget
 from liftshift.errors import PlanError, SourceReadError, UnsupportedTypeError
 from liftshift.extract import native_proof
 from liftshift.ledger import ChunkRecord, Ledger
+from liftshift.names import merged_tables
 from liftshift.plan import Plan
 from liftshift.redact import redact
 from liftshift.report import GateResult, StageReport
@@ -153,6 +154,9 @@ def _refuse_blockers(tables: list[Table], dialect: str) -> None:
         for c in t.columns
         if target_mapping(c.mapping, dialect).verdict is Verdict.BLOCKER
     ]
+    merged = [why for _, why in merged_tables(tables, dialect)]
+    if merged:  # each table's chunks would replace the other's rows
+        raise PlanError("; ".join(merged))
     if blocked:
         raise UnsupportedTypeError(
             "these columns have no target type: "

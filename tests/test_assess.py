@@ -273,6 +273,42 @@ def test_duckdb_rounds_decimals_it_accepts_but_cannot_take_wide_ones_or_infinity
     assert verdicts["amount"] is Verdict.LOSSY
 
 
+_NAMES = """
+CREATE TABLE "T" (id int PRIMARY KEY); CREATE TABLE t (id int PRIMARY KEY);
+CREATE TABLE pairs (id int PRIMARY KEY, "A" int, a int, "x.y" int, "_TABLE_x" int);
+CREATE TABLE "a.b" (id int PRIMARY KEY); CREATE TABLE "Größe-Übersicht 2" (id int PRIMARY KEY);
+"""
+
+
+def test_names_the_target_cannot_take_fail_the_gate_and_transfer_never_merges_two_tables(
+    pg_url, bq_endpoint, tmp_path
+):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(_NAMES)
+    into_duckdb = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb")
+    reasons = lifecycle.run_stage("assess", into_duckdb).report.gate.reasons
+    keep = "leave the table out of the plan's tables"
+    assert reasons == [
+        f"pairs: columns 'a' and 'A' would be one column in DuckDB, which ignores case in column names; "
+        f"rename one in the source, or {keep}",
+        f"t: table 't' and table 'T' would be one table in DuckDB, which ignores case in names; "
+        f"rename it in the source, or {keep}",
+    ]
+    with pytest.raises(PlanError, match="table 't' and table 'T' would be one table"):
+        lifecycle.run_stage("transfer", into_duckdb)  # t's chunks would have replaced T's rows
+
+    into_bigquery = write_plan(tmp_path, pg_url, bigquery_url(bq_endpoint))
+    reasons = lifecycle.run_stage("assess", into_bigquery).report.gate.reasons
+    assert reasons == [  # letters of any script, dashes and spaces are fine; tables differing in case too
+        f"a.b: BigQuery table names cannot hold '.'; rename it in the source, or {keep}",
+        f"pairs: column 'x.y' holds '.', which BigQuery does not allow; rename it in the source, or {keep}",
+        "pairs: column '_TABLE_x' starts with a prefix BigQuery reserves, which BigQuery does not allow; "
+        f"rename it in the source, or {keep}",
+        f"pairs: columns 'a' and 'A' would be one column in BigQuery, which ignores case in column names; "
+        f"rename one in the source, or {keep}",
+    ]
+
+
 def test_a_target_user_who_cannot_create_tables_is_told_so(pg_admin_url, pg_url, tmp_path):
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)")
