@@ -64,7 +64,7 @@ class ChunkCopy:
         """Start extracting a chunk on a worker; its completion arrives as an event."""
         chunk = from_record(self.table, record)
         args = (self.plan.source.url, self.plan.source.schema_name, self.table, chunk, self.snapshot_id,
-                self.plan.transfer.verify, self.native)  # fmt: skip
+                self.plan.transfer.verify, self.native, self.writers[0].dialect)  # fmt: skip
         key = f"{self.table.name}-{record.chunk}-{record.attempts}-{uuid.uuid4().hex[:8]}"
         future = self.client.submit(extract_chunk, *args, pure=False, key=key)
         future.add_done_callback(lambda done: self.events.put(("extracted", record, done)))

@@ -45,15 +45,15 @@ def native_proof(target_dialect: str, verify: str, table: Table) -> bool:
     )
 
 
-def arrow_fingerprint(table: Table, data: pa.Table, native: bool = False) -> Fingerprint:
-    """Row count and checksum of an Arrow chunk, as the target computes them after the load."""
+def arrow_fingerprint(table: Table, data: pa.Table, native: bool = False, target: str = "") -> Fingerprint:
+    """Row count and checksum of an Arrow chunk, as the target (its dialect) computes them after the load."""
     conn = _hasher()
     conn.register("liftshift_chunk", readable(data))
     try:
         if native:
             sql = native_fingerprint_sql("liftshift_chunk", table, None)
         else:
-            sql = fp.fingerprint_sql("duckdb", "liftshift_chunk", table.columns, None)
+            sql = fp.fingerprint_sql("duckdb", "liftshift_chunk", table.columns, None, target == "bigquery")
         (n, hi, lo), *_ = conn.execute(sql).fetchall() or [(0, 0, 0)]
         return fp.combine(n, hi, lo)
     finally:
@@ -70,13 +70,14 @@ def _hasher() -> duckdb.DuckDBPyConnection:
 
 def extract_chunk(
     url: str, schema: str, table: Table, chunk: Chunk, snapshot_id: str | None,
-    verify: str = "extract", native: bool = False,
+    verify: str = "extract", native: bool = False, target: str = "",
 ) -> tuple[pa.Table, Fingerprint]:  # fmt: skip
-    """Read a chunk in the exported snapshot and its checksum (runs on a Dask worker)."""
+    """Read a chunk in the exported snapshot and its checksum as the target (its dialect) will compute
+    it (runs on a Dask worker)."""
     if verify == "extract" and binary_copy_ready(url):
         where = f"WHERE {fp.range_predicate('postgres', chunk)}"
         data = read_binary(url, schema, table, where, snapshot_id)
-        return data, arrow_fingerprint(table, data, native)
+        return data, arrow_fingerprint(table, data, native, target)
     source = PostgresSource(url, schema)
     try:
         scope: AbstractContextManager[None] = (
@@ -86,7 +87,7 @@ def extract_chunk(
             data = source.read_table(table, chunk)
             if verify == "source":
                 return data, source.fingerprint(table, chunk)
-        return data, arrow_fingerprint(table, data, native)
+        return data, arrow_fingerprint(table, data, native, target)
     finally:
         source.close()
 

@@ -33,6 +33,9 @@ _DUCK_TRIM_ZEROS = "REGEXP_REPLACE(CAST({c} AS VARCHAR), '(\\.\\d*[1-9])0+$|\\.0
 # JSON text without the whitespace outside strings. DuckDB holds PostgreSQL's jsonb text as it is, so
 # both compact that text; json() would print 2.50 as 2.5, and tell an exact copy from its source.
 _JSON_COMPACT = "regexp_replace({text}, '(\"(?:[^\"\\\\]|\\\\.)*\")|\\s+', '\\1', 'g')"
+# A chunk bound for BigQuery is hashed as BigQuery will hold it: its JSON type re-prints numbers
+# (2.50 as 2.5), a loss assess reports, which DuckDB's json() re-prints alike.
+_DUCK_JSON_AS_BIGQUERY = "CAST(json({c}) AS VARCHAR)"
 # Floats as the 16 hex digits of their IEEE-754 binary64 bits (float4 widened first), NaN as 'NaN'
 # (its payload is not data). Exact, keeps -0 and ±Infinity, and in PostgreSQL a seventh of the cost
 # of printing 17 digits, which was the dearest text of a row. BigQuery cannot see a float's bits, so
@@ -144,11 +147,15 @@ def canonical_value(dialect: str, column: Column) -> str:
     return f"({cast.format(c=col)})" if dialect == "postgres" and cast else col
 
 
-def canonical_text(dialect: str, column: Column, lead: str = "") -> str:
-    """SQL for a column's canonical text after lead: '0' for NULL, else '1' and the value's text."""
+def canonical_text(dialect: str, column: Column, lead: str = "", bigquery_json: bool = False) -> str:
+    """SQL for a column's canonical text after lead: '0' for NULL, else '1' and the value's text.
+    bigquery_json: DuckDB prints JSON as BigQuery holds it (see _DUCK_JSON_AS_BIGQUERY)."""
     # The cast value is tested, not the column: a composite of NULL fields IS NULL, its JSON is not.
     col = canonical_value(dialect, column)
-    value = _RULES[dialect][column.canonical].format(c=col)
+    rule = _RULES[dialect][column.canonical]
+    if bigquery_json and dialect == "duckdb" and column.canonical is C.JSON:
+        rule = _DUCK_JSON_AS_BIGQUERY
+    value = rule.format(c=col)
     if dialect == "duckdb" and _all_fraction(column):
         # DuckDB prints a DECIMAL(p,p) without its leading zero ('.5000', '-.5000', '.0000').
         value = f"CASE WHEN {col} = 0 THEN '0' ELSE regexp_replace({value}, '^(-?)\\.', '\\10.') END"
@@ -162,11 +169,12 @@ def _all_fraction(column: Column) -> bool:
     return isinstance(kind, pa.Decimal128Type | pa.Decimal256Type) and kind.precision == kind.scale
 
 
-def row_hash(dialect: str, columns: tuple[Column, ...]) -> str:
+def row_hash(dialect: str, columns: tuple[Column, ...], bigquery_json: bool = False) -> str:
     """SQL for the hex MD5 of a row's canonical text: its columns' texts joined by the separator."""
     # The separator rides in the next column's constants, sparing PostgreSQL a concatenation per
     # column; DuckDB's concat() builds the row in one pass, where each || would make a string.
-    parts = [canonical_text(dialect, c, _SEPARATOR if i else "") for i, c in enumerate(columns)]
+    leads = [_SEPARATOR if i else "" for i in range(len(columns))]
+    parts = [canonical_text(dialect, c, lead, bigquery_json) for c, lead in zip(columns, leads, strict=True)]
     row = " || ".join(parts) if dialect == "postgres" else f"CONCAT({', '.join(parts)})"
     return _HASH[dialect].format(row=row)
 
@@ -246,11 +254,11 @@ def literal(dialect: str, kind: C, value: object) -> str:
 
 
 def fingerprint_sql(
-    dialect: str, relation: str, columns: tuple[Column, ...], key_range: Chunk
+    dialect: str, relation: str, columns: tuple[Column, ...], key_range: Chunk, bigquery_json: bool = False
 ) -> str:
-    """A query returning (rows, hi, lo) for a range of a relation."""
+    """A query returning (rows, hi, lo) for a range of a relation (bigquery_json: see canonical_text)."""
     where = range_predicate(dialect, key_range)
-    inner = f"SELECT {row_hash(dialect, columns)} AS h FROM {relation} WHERE {where}"
+    inner = f"SELECT {row_hash(dialect, columns, bigquery_json)} AS h FROM {relation} WHERE {where}"
     return f"SELECT COUNT(*) AS n, {checksum_sums(dialect)} FROM ({inner}) AS r"
 
 

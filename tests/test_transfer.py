@@ -395,6 +395,18 @@ def test_a_table_the_target_refuses_fails_alone_with_the_target_s_message(pg_url
     assert next(t for t in report.tables if t.table == "fine").rows == 10
 
 
+@pytest.mark.parametrize("into", ["bigquery", "duckdb"])
+def test_jsonb_numbers_land_as_each_target_holds_them_and_the_chunk_proves_it(
+    pg_url, bq_endpoint, tmp_path, into
+):
+    sql = """CREATE TABLE docs (id int PRIMARY KEY, j jsonb);
+             INSERT INTO docs VALUES (1, '{"n": 2.50, "s": "a  b"}'), (2, '[1.0, 1e2, 0.000]')"""
+    url = bigquery_url(bq_endpoint) if into == "bigquery" else "duckdb:///w.duckdb"
+    # BigQuery's JSON prints 2.50 as 2.5 (accepted as lossy); DuckDB keeps jsonb's text.
+    report = _transfer_one(pg_url, tmp_path, sql, url, "docs", accept=["docs.j"])
+    assert report.gate.passed, report.gate.reasons
+
+
 def test_a_value_duckdb_rounds_on_the_way_in_fails_its_chunk(pg_url, tmp_path):
     # DuckDB keeps 10 fractional digits.
     sql = "CREATE TABLE wide (id int PRIMARY KEY, x numeric); INSERT INTO wide VALUES (1, 1.23456789012345)"
