@@ -176,7 +176,7 @@ def gate(report: AssessReport) -> GateResult:
     ]
     reasons += [
         f"{p.table}.{p.column}: {p.rows:,} rows hold {p.problem}, which the target cannot hold; "
-        "correct those rows, or move the table through a view that maps them"
+        "correct those rows in the source, or leave the table out of the plan's tables"
         for p in report.value_problems
     ]
     reasons += [

@@ -9,8 +9,8 @@ becomes in each target is a TargetMapping with one of four verdicts:
 - widened: every value survives in a wider or more general type and still compares equal, though
   type-specific operators may be lost; the note says how it is held.
 - lossy: values or their meaning change; the note says what is lost.
-- blocker: the column cannot be moved; the note says what to do (cast it to a supported type in
-  a view, or leave the column or table out).
+- blocker: the column cannot be moved; the note says what to do (change its type in the source,
+  or leave the table out of the plan).
 
 Notes also name values a type cannot hold (±infinity, NaN, years past 9999): a verdict judges the
 type, and the assess stage checks the data for such values.

@@ -174,7 +174,7 @@ def test_a_column_the_target_cannot_hold_is_refused_saying_what_to_do(source, ta
     if target.dialect == "postgres":
         target.prepare(wide)  # both are at home in PostgreSQL
         return
-    refused = rf"\(numeric\(\d0,\d\)\) cannot be moved to {target.dialect}: .*leave the column out"
+    refused = rf"\(numeric\(\d0,\d\)\) cannot be moved to {target.dialect}: .*leave the table out"
     with pytest.raises(UnsupportedTypeError, match=refused):
         target.prepare(wide)
 
