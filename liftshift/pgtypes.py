@@ -140,7 +140,7 @@ _COMPOSITE = _Rule(
 _MONEY = (NUMERIC_MAX[0], NUMERIC_MAX[1])  # money is an int64 of cents: 17 integer digits
 _TYPMOD = re.compile(r"\(\d+(?:,-?\d+)?\)")
 _NUMERIC = re.compile(r"^numeric(?:\((\d+),(-?\d+)\))?$")
-_LEAVE_OUT = "change the column's type in the source, or leave the table out of the plan's tables"
+_LEAVE_OUT = "change its type in the source, or leave the table out of the plan"
 
 
 def map_postgres(source: PgType | str) -> Mapping:

@@ -119,8 +119,8 @@ def test_duckdb_target_and_a_failed_gate_stops_the_lifecycle(pg_url, tmp_path):
     outcomes = lifecycle.run_all(plan)
     assert [o.report.stage for o in outcomes] == ["assess"]
     assert outcomes[0].report.gate.reasons == [
-        "products.span: tid — no mapping for PostgreSQL type 'tid': change the column's type in the "
-        "source, or leave the table out of the plan's tables"
+        "products.span: tid — no mapping for PostgreSQL type 'tid': change its type in the source, "
+        "or leave the table out of the plan"
     ]
 
 

@@ -127,7 +127,7 @@ def test_blockers_say_what_to_do_and_name_the_type():
     for source in ("oid", "numeric(80,2)", "oid[]"):
         note = target_mapping(map_postgres(source), "bigquery").note
         assert "oid" in note or "numeric(80,2)" in note
-        assert "in the source, or leave the table out of the plan's tables" in note
+        assert "change its type in the source, or leave the table out of the plan" in note
 
 
 def test_casts_turn_source_values_into_canonical_ones():
