@@ -17,7 +17,8 @@ _BIGQUERY_TABLE_BYTES = 1024
 _BIGQUERY_COLUMN_CHARS = set("!\"$()*,./;?@[\\]^`{}~")
 _BIGQUERY_COLUMN_LENGTH = 300
 _BIGQUERY_RESERVED = ("_TABLE_", "_FILE_", "_PARTITION", "_ROW_TIMESTAMP", "__ROOT__", "_COLIDENTIFIER")
-_FIX = "rename it in the source, or leave the table out of the plan's tables"
+_LEAVE_OUT = "leave the table out of the plan's tables"
+_FIX = f"rename it in the source, or {_LEAVE_OUT}"
 
 
 def name_problems(tables: list[Table], dialect: str) -> dict[str, list[str]]:
@@ -50,7 +51,7 @@ def _table_problems(table: Table, dialect: str) -> list[str]:
         engine = "DuckDB" if dialect == "duckdb" else "BigQuery"
         problems += [
             f"columns {name!r} and {other!r} would be one column in {engine}, which ignores case in "
-            "column names; rename one in the source, or leave the table out of the plan's tables"
+            f"column names; rename one in the source, or {_LEAVE_OUT}"
             for name, other in _same_but_case([c.name for c in table.columns])
         ]
     return problems
@@ -75,8 +76,7 @@ def _bigquery_column_name(name: str) -> list[str]:
         why.append(f"is longer than {_BIGQUERY_COLUMN_LENGTH} characters")
     if name.upper().startswith(_BIGQUERY_RESERVED):
         why.append("starts with a prefix BigQuery reserves")
-    return [f"column {name!r} {' and '.join(why)}, which BigQuery does not allow; rename it in the source, "
-            "or leave the table out of the plan's tables"] if why else []  # fmt: skip
+    return [f"column {name!r} {' and '.join(why)}, which BigQuery does not allow; {_FIX}"] if why else []
 
 
 def _same_but_case(names: list[str]) -> list[tuple[str, str]]:
