@@ -61,7 +61,9 @@ def run(plan: Plan, ledger: Ledger) -> AssessReport:
         {f.line.table: f.line.total_bytes for f in found}, _edges(found), plan.assess.max_wave_bytes
     )
     draft = _report(plan, found, waves, started, time.perf_counter() - t0)
-    report = draft.model_copy(update={"views": views, "sequences": sequences})
+    report = draft.model_copy(update={"views": views, "sequences": sequences, "target": target.dialect})
+    if target.dialect != "bigquery":  # partitioning, clustering and prices are BigQuery's
+        report = report.model_copy(update={"pricing_note": ""})
     return report.model_copy(update={"gate": gate(report)})
 
 
@@ -101,7 +103,8 @@ def _assess_table(
         blockers=sum(c.verdict is Verdict.BLOCKER for c in columns) + len(problems) + len(names),
         names=[f"{table.name}: {n}" for n in names],
         lossy=sum(c.verdict is Verdict.LOSSY for c in columns), wave=0, estimate=cost,
-        advice=advise(movable, found, profiled, bq_bytes, usage, plan.assess.advise_bytes),
+        advice=advise(movable, found, profiled, bq_bytes, usage, plan.assess.advise_bytes)
+        if target.dialect == "bigquery" else None,
     )  # fmt: skip
     written = bootstrap(plan.expectations_dir(), movable, found.unique_keys, profiled)
     return _Assessed(line, columns, problems, written)

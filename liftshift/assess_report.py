@@ -143,6 +143,7 @@ class AssessReport(StageReport):
     storage_usd_month: float = 0.0
     validation_usd: float = 0.0
     pricing_note: str = ""
+    target: str = "bigquery"  # the target's dialect: costs and design advice are BigQuery's only
 
     def items(self) -> list[BaseModel]:
         """One compact line per table for the Markdown report."""
@@ -168,15 +169,13 @@ class AssessReport(StageReport):
                 for c in decided
             ]
             out += [f"- {p.table}.{p.column}: {p.rows:,} rows hold {p.problem}" for p in self.value_problems]
-        out += [
-            "",
-            "## Estimates",
-            "",
-            f"Transfer ~{self.estimated_seconds:,.1f} s; {self.bigquery_bytes / 2**30:,.3f} GiB in BigQuery, "
-            f"${self.storage_usd_month:,.2f}/month storage, ${self.validation_usd:,.4f} to validate.",
-            "",
-            self.pricing_note,
-        ]
+        costs = (
+            f"; {self.bigquery_bytes / 2**30:,.3f} GiB in BigQuery, ${self.storage_usd_month:,.2f}/month "
+            f"storage, ${self.validation_usd:,.4f} to validate."
+        )
+        out += ["", "## Estimates", "", f"Transfer ~{self.estimated_seconds:,.1f} s"
+                + (costs if self.target == "bigquery" else ".")]  # fmt: skip
+        out += ["", self.pricing_note] if self.pricing_note else []
         if self.unused_accepts:
             out += ["", f"accept: entries matching no lossy column: {', '.join(self.unused_accepts)}"]
         out += ["", f"Suites written: {', '.join(self.suites_written) or 'none'}; kept: "

@@ -49,10 +49,11 @@ class Cost:
 
     @classmethod
     def fit(cls, small: float, small_rows: int, large: float, large_rows: int) -> "Cost":
-        """The line through two probes; never negative (timings are noisy)."""
-        if large_rows <= small_rows:
+        """The line through two probes; the large probe's average where the line would not rise (timings
+        are noisy, and the first table's small probe also pays for warming up)."""
+        if large_rows <= small_rows or large <= small:
             return cls(0.0, large / max(large_rows, 1))
-        per_row = max((large - small) / (large_rows - small_rows), 0.0)
+        per_row = (large - small) / (large_rows - small_rows)
         return cls(max(small - per_row * small_rows, 0.0), per_row)
 
     def seconds(self, rows: int, chunks: int) -> float:

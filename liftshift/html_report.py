@@ -40,7 +40,7 @@ def render_assessment(report: AssessReport) -> str:
         ("Totals", _totals(report)),
         ("Blockers, lossy columns and value problems", _problems(report)),
         ("Size and estimated time per table", _chart(report.tables)),
-        ("Tables", _inventory(report.tables)),
+        ("Tables", _inventory(report)),
         ("Waves", _waves(report)),
         ("Foreign-key cycles broken", html_list(report.cycles)),
         ("Views and materialized views", _views(report)),
@@ -165,10 +165,15 @@ def _totals(report: AssessReport) -> str:
         ("Tables", f"{len(tables):,} ({sum(1 for t in tables if t.hot):,} hot)"),
         ("Rows", rows),
         ("Source size", human_bytes(sum(t.total_bytes for t in tables)) + " (heap + TOAST + indexes)"),
-        ("BigQuery bytes", human_bytes(report.bigquery_bytes)),
         ("Estimated transfer time", human_seconds(report.estimated_seconds)),
-        ("BigQuery storage", usd(report.storage_usd_month) + " / month"),
-        ("Validation queries", usd(report.validation_usd)),
+    ]
+    if report.target == "bigquery":
+        facts += [
+            ("BigQuery bytes", human_bytes(report.bigquery_bytes)),
+            ("BigQuery storage", usd(report.storage_usd_month) + " / month"),
+            ("Validation queries", usd(report.validation_usd)),
+        ]
+    facts += [
         ("Blockers / lossy columns", f"{blockers:,} / {lossy:,}"),
         ("Value problems", f"{len(report.value_problems):,}"),
     ]
@@ -221,7 +226,7 @@ def _all_columns(columns: Sequence[ColumnAssessment]) -> str:
     return f"<details><summary>{len(columns):,} columns</summary>\n{table}\n</details>"
 
 
-def _inventory(tables: Sequence[TableAssessment]) -> str:
+def _inventory(report: AssessReport) -> str:
     headers = ("Table", "Wave", "Rows", "Size", "Columns", "Keys", "Foreign keys", "Indexes", "Partitions",
                "Triggers", "Inserts / updates / deletes", "Blockers / lossy", "Estimate",
                "Advice")  # fmt: skip
@@ -232,9 +237,9 @@ def _inventory(tables: Sequence[TableAssessment]) -> str:
             str(t.columns), _keys(t), "<br>".join(_foreign_key(fk) for fk in t.foreign_keys) or _NONE,
             _names(t.indexes), _partitions(t), _names(t.triggers),
             f"{t.inserts:,} / {t.updates:,} / {t.deletes:,}", f"{t.blockers} / {t.lossy}",
-            ("wide", _estimate(t)), ("wide", _advice(t)),
+            ("wide", _estimate(t, report.target == "bigquery")), ("wide", _advice(t)),
         ]
-        for t in tables
+        for t in report.tables
     ]  # fmt: skip
     return html_table(headers, rows, numeric=[1, 2, 3, 4, 10, 11])
 
@@ -264,13 +269,17 @@ def _partitions(t: TableAssessment) -> str:
     return f"{key}{len(t.partitions):,} — {_names(t.partitions, limit=3)}"
 
 
-def _estimate(t: TableAssessment) -> str:
+def _estimate(t: TableAssessment, bigquery: bool) -> str:
     e = t.estimate
     if e is None:
         return _NONE
+    costs = (
+        f" · {human_bytes(e.bigquery_bytes)} in BigQuery<br>{usd(e.storage_usd_month)}/month · "
+        f"validation {usd(e.validation_usd)}"
+        if bigquery else ""
+    )  # fmt: skip
     return (
-        f"<b>{human_seconds(e.seconds)}</b> · {human_bytes(e.bigquery_bytes)} in BigQuery<br>"
-        f"{usd(e.storage_usd_month)}/month · validation {usd(e.validation_usd)}<br>"
+        f"<b>{human_seconds(e.seconds)}</b>{costs}<br>"
         f'<span class="muted">sample {e.sample_rows:,} rows · read {e.read_rows_per_second:,.0f} rows/s'
         f" · write {e.write_rows_per_second:,.0f} rows/s</span>"
     )

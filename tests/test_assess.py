@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from liftshift import assess, inventory, lifecycle
+from liftshift import estimate as assess_estimate
 from liftshift.connectors import open_target
 from liftshift.connectors.postgres import PostgresSource
 from liftshift.errors import ConnectError, PlanError
@@ -271,6 +272,29 @@ def test_duckdb_rounds_decimals_it_accepts_but_cannot_take_wide_ones_or_infinity
     assert problems == {("d", 2, "dates"), ("amount", 1, "NaN"), ("t", 1, "the"), ("big", 2, "values")}
     verdicts = {c.column: c.verdict for c in report.columns}
     assert verdicts["amount"] is Verdict.LOSSY
+
+
+def test_an_assessment_for_duckdb_shows_no_bigquery_costs_or_design(pg_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE sales (id bigint PRIMARY KEY, sold date NOT NULL, amount numeric(9,2));")
+        conn.execute("INSERT INTO sales SELECT g, DATE '2024-01-01' + g % 300, g FROM "
+                     "generate_series(1, 3000) g")
+    assessing = {"sample_rows": 2000, "advise_bytes": 0}
+    plan = write_plan(tmp_path, pg_url, "duckdb:///sales.duckdb", assess=assessing)
+    report = assess.run(plan, Ledger(plan.ledger_url()))
+    (sales,) = report.tables
+    assert report.target == "duckdb" and sales.advice is None and report.pricing_note == ""
+    assert sales.estimate is not None and sales.estimate.read_rows_per_second > 0
+    markdown, page = "\n".join(report.sections()), report.html()
+    assert "Transfer ~" in markdown and "BigQuery" not in markdown and "$" not in markdown
+    assert "BigQuery" not in page and "partition by" not in page
+
+
+def test_an_estimate_that_does_not_rise_with_rows_uses_the_larger_probe():
+    warming_up = assess_estimate.Cost.fit(0.5, 1_000, 0.2, 50_000)  # the first probe paid for warming up
+    assert warming_up.per_row == pytest.approx(0.2 / 50_000) and warming_up.fixed == 0
+    line = assess_estimate.Cost.fit(0.1, 1_000, 1.1, 101_000)
+    assert line.per_row == pytest.approx(1e-5) and line.fixed == pytest.approx(0.09)
 
 
 _NAMES = """
