@@ -4,6 +4,13 @@ Cloud Storage itself cannot run here: gs:// stages go through the same code with
 GcsFileSystem in place of its LocalFileSystem, and are checked only as far as the plan.
 """
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
 import psycopg
 import pytest
 
@@ -11,7 +18,7 @@ from liftshift import lifecycle, transfer
 from liftshift.connectors import open_target
 from liftshift.errors import ConnectError, PlanError
 from liftshift.ledger import Ledger
-from tests.conftest import bigquery_url, write_plan
+from tests.conftest import REPO, bigquery_url, write_plan
 
 _ITEMS = """
 CREATE TABLE items (id bigint PRIMARY KEY, name text, updated_at timestamptz NOT NULL);
@@ -65,3 +72,27 @@ def test_a_stage_is_refused_where_it_cannot_work_saying_why(pg_url, bq_endpoint,
                                                      "stage": f"file://{tmp_path}/a-file/stage"})  # fmt: skip
     with pytest.raises(ConnectError, match="cannot stage load files in .*a-file/stage.*check target.stage"):
         open_target(plan)
+
+
+def test_a_local_endpoint_stops_when_the_process_that_started_it_is_killed(tmp_path):
+    start = (
+        "from pathlib import Path; from liftshift.connectors.bigquery_local import ensure_endpoint; "
+        f"print(ensure_endpoint(Path({str(tmp_path)!r}), 'p').pid, flush=True); import time; time.sleep(300)"
+    )
+    starter = subprocess.Popen([sys.executable, "-c", start], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert starter.stdout is not None
+    endpoint = psutil.Process(int(starter.stdout.readline()))
+    assert endpoint.is_running()
+    os.kill(starter.pid, signal.SIGKILL)  # no atexit runs: the endpoint must notice by itself
+    starter.wait()
+    deadline = time.monotonic() + 30
+    while _serving(endpoint) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _serving(endpoint)
+
+
+def _serving(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

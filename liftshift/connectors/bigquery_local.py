@@ -67,8 +67,9 @@ def _spawn(data_dir: Path, project: str) -> LocalEndpoint:
     info = data_dir / "endpoint.json"
     info.unlink(missing_ok=True)
     log = (data_dir / "endpoint.log").open("ab")
+    serve = [sys.executable, "-m", "liftshift.connectors.bigquery_local", str(data_dir), project]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "liftshift.connectors.bigquery_local", str(data_dir), project],
+        [*serve, str(os.getpid())],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -119,8 +120,9 @@ def _alive(endpoint: LocalEndpoint) -> bool:
         return False
 
 
-def _serve(data_dir: Path, project: str) -> None:
-    """Run the endpoint in this process until SIGTERM; write endpoint.json once listening."""
+def _serve(data_dir: Path, project: str, parent: int) -> None:
+    """Run the endpoint in this process until SIGTERM or until its parent is gone; write endpoint.json
+    once listening."""
     import bqemulator.storage.engine as engine
     from bqemulator.config import LogLevel, PersistenceMode, Settings
     from bqemulator.server import EmulatorServer
@@ -156,11 +158,21 @@ def _serve(data_dir: Path, project: str) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        watch = asyncio.create_task(_until_orphaned(parent, stop))
         await stop.wait()
+        watch.cancel()
         await server.stop()
 
     asyncio.run(run())
 
 
+async def _until_orphaned(parent: int, stop: asyncio.Event) -> None:
+    """Set stop once the process that started the endpoint is gone: killed (kill -9 leaves no atexit),
+    it could not stop the endpoint, which would otherwise serve on with nobody to stop it."""
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
+    stop.set()
+
+
 if __name__ == "__main__":
-    _serve(Path(sys.argv[1]), sys.argv[2])
+    _serve(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]))
