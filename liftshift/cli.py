@@ -13,12 +13,33 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from liftshift import lifecycle, transfer
-from liftshift.errors import LiftshiftError
+from liftshift.errors import LiftshiftError, PlanError
 from liftshift.ledger import Ledger
 from liftshift.plan import Plan, load_plan
 from liftshift.progress import transfer_bars
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# Rich keeps a help text's line breaks: each paragraph is one line.
+_HELP = "\n\n".join((
+    "Move a PostgreSQL estate into BigQuery (or DuckDB, or PostgreSQL) and prove nothing changed.",
+    "The stages run in order: assess → transfer → validate → benchmark → golive → monitor. Each takes a plan "
+    "(YAML: source, target, tables; see the README), records its report in the plan's ledger and writes it "
+    "to .liftshift/reports beside the plan. A rerun carries on where the last one stopped.",
+    "Exit codes: 0 every gate passed; 1 a gate failed (its reasons are printed); 2 the plan, a connection or "
+    "the input needs changing (one line says what).",
+))
+_STAGE_HELP = {
+    "assess": "Inventory the source and judge each column against the target: exact, lossy or blocked. "
+    "Times a sample, plans waves (parents first), writes expectation suites. Fails on a blocker or a lossy "
+    "column the plan does not accept.",
+    "validate": "Prove the target holds exactly the source's rows: schema, row counts, column aggregates and "
+    "fingerprints per key range, then the expectation suites. Fails on any difference and names the rows.",
+    "benchmark": "Replay the plan's workload (.sql files) on source and target: the results must agree; "
+    "reports both latencies (gates.max_latency_ratio can fail it).",
+    "golive": "Record the target as the serving side, once assess, transfer, validate and benchmark "
+    "passed and no transfer or delta ran after the validation.",
+    "monitor": "Compare the target's row counts and fingerprints with the last validation: fails on drift.",
+}
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=_HELP)
 console = Console()
 PlanArg = Annotated[Path, typer.Argument(help="the plan file (YAML)")]
 
@@ -39,7 +60,9 @@ def _summary(outcomes: list[lifecycle.StageOutcome]) -> None:
         table.add_column(column)
     for o in outcomes:
         gate = "[green]passed[/]" if o.report.gate.passed else "[red]FAILED[/]"
-        table.add_row(o.report.stage, gate, f"{o.report.rows:,}", f"{o.report.seconds:.1f}", o.path.name)
+        page = o.path.with_suffix(".html")
+        files = o.path.name + (f", {page.name}" if page.is_file() else "")
+        table.add_row(o.report.stage, gate, f"{o.report.rows:,}", f"{o.report.seconds:.1f}", files)
     console.print(table)
     if outcomes:
         console.print(f"reports: {outcomes[0].path.parent}")
@@ -60,7 +83,7 @@ def _stage_command(name: str) -> Callable[[Path], None]:
             loaded = load_plan(plan)
             _finish([lifecycle.run_stage(name, loaded)])
 
-    command.__doc__ = f"Run the {name} stage of PLAN."
+    command.__doc__ = _STAGE_HELP[name]
     return command
 
 
@@ -83,7 +106,8 @@ def transfer_command(
         bool, typer.Option("--delta", help="move only rows changed since the last sync (transfer.watermarks)")
     ] = False,
 ) -> None:
-    """Run the transfer stage of PLAN, with progress per table; --delta syncs changes since the last run."""
+    """Copy the plan's tables into the target in chunks, each checked after it lands; a rerun finishes
+    a killed one. --wave N moves one wave of the latest assessment; --delta only what changed."""
     with _user_errors(), _progress() as progress:
         outcome = lifecycle.run_stage("transfer", load_plan(plan), progress=progress, wave=wave, delta=delta)
     _finish([outcome])
@@ -96,7 +120,7 @@ def _run_lifecycle(plan: Plan) -> list[lifecycle.StageOutcome]:
 
 @app.command("run")
 def run_command(plan: PlanArg) -> None:
-    """Run the whole lifecycle of PLAN, stopping at the first failed gate."""
+    """Run every stage of PLAN in order, stopping at the first failed gate."""
     with _user_errors():
         _finish(_run_lifecycle(load_plan(plan)))
 
@@ -105,7 +129,7 @@ def run_command(plan: PlanArg) -> None:
 def status_command(
     plan: PlanArg, as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False
 ) -> None:
-    """Show each stage's latest report from the ledger."""
+    """Show each stage's latest report from the plan's ledger: gate, when, rows."""
     with _user_errors():
         loaded = load_plan(plan)
         ledger = Ledger(loaded.ledger_url())
@@ -134,6 +158,11 @@ def demo_command(
     from liftshift import demo
 
     with _user_errors():
+        if not plan.is_file():  # before a server starts and a database is seeded for nothing
+            raise PlanError(
+                f"no demo plan at {plan.resolve()}: run the demo in a clone of liftshift (its "
+                "migration.yaml), or pass --plan PATH"
+            )
         state = plan.resolve().parent / ".liftshift"
         console.print("[bold]starting[/] embedded PostgreSQL …")
         url = demo.start_postgres(state / "demo-postgres")

@@ -45,11 +45,14 @@ class TransferBars:
         self.bar = bar
         self.tasks: dict[str, TaskID] = {}
         self.tables: dict[str, _Table] = {}
-        self.overall = bar.add_task(OVERALL, total=0, mbps=None)
+        self.overall: TaskID | None = None  # shown once a table is, so an early error shows no empty bar
 
     def __call__(self, table: str, done: int, total: int, nbytes: int = 0) -> None:
         """Move a table's bar and the overall bar."""
         now = time.monotonic()
+        overall = self.overall
+        if overall is None:
+            overall = self.overall = self.bar.add_task(OVERALL, total=0, mbps=None)
         if table not in self.tasks:
             self.tasks[table] = self.bar.add_task(table, total=total, mbps=None)
             self.tables[table] = _Table(since=now)
@@ -59,9 +62,9 @@ class TransferBars:
         state.done, state.total, state.nbytes = done, total, max(nbytes, state.nbytes)
         state.until = now if total and done >= total and state.nbytes else None
         self.bar.update(self.tasks[table], completed=done, total=total, mbps=state.rate(now))
-        self._update_overall(now)
+        self._update_overall(overall, now)
 
-    def _update_overall(self, now: float) -> None:
+    def _update_overall(self, task: TaskID, now: float) -> None:
         moving = [s for s in self.tables.values() if s.nbytes]
         states = self.tables.values()
         overall = _Table(
@@ -70,7 +73,7 @@ class TransferBars:
         )  # fmt: skip
         if overall.total and overall.done >= overall.total and moving:
             overall.until = max(s.until or now for s in moving)
-        self.bar.update(self.overall, completed=overall.done, total=overall.total, mbps=overall.rate(now))
+        self.bar.update(task, completed=overall.done, total=overall.total, mbps=overall.rate(now))
 
 
 @contextmanager

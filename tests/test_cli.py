@@ -4,8 +4,10 @@ import json
 import re
 
 import psycopg
+from rich.console import Console
 from typer.testing import CliRunner
 
+from liftshift import cli
 from liftshift.cli import app
 from liftshift.demo import seed
 from tests.conftest import DEMO_ACCEPT, write_plan
@@ -26,13 +28,17 @@ def test_unreachable_source_keeps_the_password_out(tmp_path):
     result = runner.invoke(app, ["transfer", str(tmp_path / "plan.yaml")])
     assert result.exit_code == 2
     assert "cannot connect to PostgreSQL" in result.output and "hunter2" not in result.output
+    assert "all tables" not in result.output  # no empty progress bar before the error
 
 
-def test_run_then_status_and_a_failing_gate_exits_1(pg_url, tmp_path):
+def test_run_then_status_and_a_failing_gate_exits_1(pg_url, tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "console", Console(width=200))  # a summary line of its own per stage
     seed(pg_url, rows=300)
     write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", accept=DEMO_ACCEPT)
     plan = str(tmp_path / "plan.yaml")
-    assert runner.invoke(app, ["run", plan]).exit_code == 0
+    ran = runner.invoke(app, ["run", plan])
+    assert ran.exit_code == 0
+    assert "test-plan-assess.md, test-plan-assess.html" in ran.output  # each report's page is named
     status = json.loads(runner.invoke(app, ["status", plan, "--json"]).output)
     assert status["validate"]["gate"]["passed"] is True
     assert status["transfer"]["rows"] == 300 + 75 + 10 + 500
@@ -82,3 +88,17 @@ def test_delta_with_an_unknown_watermark_column_is_one_line_and_exit_2(pg_url, t
     result = runner.invoke(app, ["transfer", str(tmp_path / "plan.yaml"), "--delta"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "has no column 'nope'" in " ".join(result.output.split())
+
+
+def test_demo_without_its_plan_says_where_before_starting_anything(tmp_path):
+    result = runner.invoke(app, ["demo", "--plan", str(tmp_path / "migration.yaml")])
+    assert result.exit_code == 2
+    assert "no demo plan at" in result.output and "starting" not in result.output
+    assert not (tmp_path / ".liftshift").exists()  # no server was started, nothing was seeded
+
+
+def test_help_says_what_each_stage_does_and_what_the_exit_codes_mean():
+    result = runner.invoke(app, ["--help"])
+    text = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 0 and "Exit codes: 0 every gate passed; 1 a gate failed" in text
+    assert "exact, lossy or blocked" in text and "fails on drift" in text
