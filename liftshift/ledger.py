@@ -110,7 +110,7 @@ class Ledger:
             metadata.create_all(self.engine)
             _add_missing_columns(self.engine)
         except (SQLAlchemyError, ImportError, OSError) as exc:
-            raise ConnectError(f"cannot open the ledger at {redact(url)}: {exc}") from None
+            raise ConnectError(f"cannot open the ledger at {redact(url)}: {_reason(exc)}") from None
 
     def location(self) -> str:
         """Where the ledger is, with any password hidden."""
@@ -215,6 +215,15 @@ def _chunk_row(plan: str, record: ChunkRecord, error: str | None) -> dict[str, A
         "attempts": record.attempts, "error": error, "updated_at": datetime.now(UTC), "bounds": record.bounds,
         "snapshot_xmin": record.snapshot_xmin,
     }  # fmt: skip
+
+
+def _reason(exc: Exception) -> str:
+    """The database's own words, without the SQL statement SQLAlchemy appends; and what to change."""
+    said = str(getattr(exc, "orig", None) or exc).strip()
+    first = redact((said.splitlines() or [type(exc).__name__])[0])
+    if "permission denied" in first.lower():
+        return f"{first}; the ledger's user must be allowed to create its tables there (or change ledger:)"
+    return first
 
 
 def _driver(url: str) -> str:

@@ -1,11 +1,13 @@
 """Opening the ledger: PostgreSQL URLs as users write them, and places it cannot be."""
 
+import psycopg
 import pytest
 
 from liftshift.connectors import TARGETS
 from liftshift.connectors.bigquery import BigQueryTarget
 from liftshift.errors import ConnectError
 from liftshift.ledger import Ledger
+from tests.test_assess import as_user
 
 
 def test_a_postgresql_ledger_url_without_a_driver_uses_psycopg(pg_url):
@@ -34,3 +36,15 @@ def test_bigquery_without_google_credentials_says_how_to_get_them(monkeypatch, t
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing-key.json"))
     with pytest.raises(ConnectError, match="gcloud auth application-default login"):
         BigQueryTarget("my-project", "shop")
+
+
+def test_a_ledger_user_who_cannot_create_its_tables_gets_one_line_saying_so(pg_url):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS ledger_reader; CREATE ROLE ledger_reader LOGIN PASSWORD 's3cret'")
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    url = as_user(pg_url, "ledger_reader:s3cret")
+    with pytest.raises(ConnectError) as err:
+        Ledger(url)
+    said = str(err.value)
+    assert "permission denied for schema public" in said and "allowed to create its tables" in said
+    assert "\n" not in said and "CREATE TABLE" not in said and "s3cret" not in said
