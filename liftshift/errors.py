@@ -9,6 +9,14 @@ class PlanError(LiftshiftError):
     """The plan file is missing, malformed, or names something that does not exist."""
 
 
+class MissingTableError(PlanError):
+    """No table of the source matches a name or pattern of the plan's tables."""
+
+    def __init__(self, message: str, pattern: str) -> None:
+        super().__init__(message)
+        self.pattern = pattern
+
+
 class ConnectError(LiftshiftError):
     """A source, target or ledger could not be reached."""
 

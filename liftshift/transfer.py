@@ -1,5 +1,6 @@
 """Transfer: copy tables in chunks on Dask, in one snapshot per table, proving each chunk by checksum."""
 
+import re
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from liftshift.cluster import dask_client
 from liftshift.connectors import open_source, open_target
 from liftshift.connectors.base import CtidRange, Source, Table, Target
 from liftshift.connectors.duckdb import DuckDBTarget
-from liftshift.errors import PlanError, SourceReadError, UnsupportedTypeError
+from liftshift.errors import MissingTableError, PlanError, SourceReadError, UnsupportedTypeError
 from liftshift.extract import native_proof
 from liftshift.ledger import ChunkRecord, Ledger
 from liftshift.names import merged_tables
@@ -79,7 +80,7 @@ def run(
     estimates = _estimates(ledger, plan)
     source = open_source(plan)
     try:
-        tables = source.catalog(plan.tables)
+        tables = _catalog(source, plan.tables, wave)
         writers = [open_target(plan)]
         try:
             _refuse_blockers(tables, writers[0].dialect)
@@ -118,6 +119,19 @@ def _announce(tables: list[Table], progress: Progress | None) -> None:
         progress(t.name, 0, t.row_estimate)
 
 
+def _catalog(source: Source, names: list[str], wave: int | None) -> list[Table]:
+    """The tables to move; one of a wave that left the source since the assessment says so."""
+    try:
+        return source.catalog(names)
+    except MissingTableError as gone:
+        if wave is None:
+            raise
+        raise PlanError(
+            f"table '{_unescape(gone.pattern)}' of wave {wave} is no longer in the source (it was when the "
+            "latest assessment ran); run `liftshift assess` again, then move the waves"
+        ) from None
+
+
 def _wave_tables(ledger: Ledger, plan: Plan, number: int) -> list[str]:
     """The tables of one wave of the plan's latest assessment."""
     stored = ledger.latest_report(plan.name, "assess")
@@ -138,6 +152,11 @@ def _wave_tables(ledger: Ledger, plan: Plan, number: int) -> list[str]:
 def fnmatch_escape(name: str) -> str:
     """A pattern that matches exactly this table name."""
     return "".join(f"[{ch}]" if ch in "*?[]" else ch for ch in name)
+
+
+def _unescape(pattern: str) -> str:
+    """The table name fnmatch_escape made a pattern of."""
+    return re.sub(r"\[([*?\[\]])\]", r"\1", pattern)
 
 
 def _estimates(ledger: Ledger, plan: Plan) -> dict[str, float]:

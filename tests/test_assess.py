@@ -373,6 +373,20 @@ def test_transfer_of_one_wave_moves_exactly_its_tables(assessed):
         lifecycle.run_stage("transfer", plan, wave=9)
 
 
+def test_a_table_of_a_wave_dropped_after_the_assessment_asks_for_a_new_one(pg_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute('CREATE TABLE "a[1]" (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)')
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", assess={"sample_rows": 10})
+    assert lifecycle.run_stage("assess", plan).report.gate.passed
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute('DROP TABLE "a[1]"')
+    gone = r"table 'a\[1\]' of wave 1 is no longer in the source .*run `liftshift assess` again"
+    with pytest.raises(PlanError, match=gone):
+        lifecycle.run_stage("transfer", plan, wave=1)
+    assert lifecycle.run_stage("assess", plan).report.gate.passed  # the ledger carries on
+    assert lifecycle.run_stage("transfer", plan, wave=1).report.gate.passed
+
+
 def test_the_html_page_and_the_notebook_show_the_real_assessment(assessed, monkeypatch):
     import nbformat
     from nbclient import NotebookClient

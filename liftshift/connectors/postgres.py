@@ -18,7 +18,7 @@ from psycopg.types.string import TextLoader
 
 from liftshift import fingerprint as fp
 from liftshift.connectors.base import Bound, Chunk, Column, Fingerprint, KeyRange, Table, TableRef
-from liftshift.errors import ConnectError, PlanError
+from liftshift.errors import ConnectError, MissingTableError, PlanError
 from liftshift.pgbinary import projection
 from liftshift.pgread import binary_copy, copy_arrow, copy_batches
 from liftshift.pgtypes import BUILTIN_RANGES, PgType, map_postgres
@@ -182,9 +182,9 @@ class PostgresSource:
         names = [r[1] for r in rows]
         for pattern in patterns:
             if not fnmatch.filter(names, pattern):
-                raise PlanError(
+                raise MissingTableError(
                     f"no table in source schema '{self.schema}' matches '{pattern}' "
-                    f"(tables: {', '.join(names) or 'none'}); correct 'tables' in the plan"
+                    f"(tables: {', '.join(names) or 'none'}); correct 'tables' in the plan", pattern
                 )
         wanted = [r for r in rows if any(fnmatch.fnmatchcase(r[1], p) for p in patterns)]
         return [self._describe(oid, name, est, size) for oid, name, est, size in wanted]
