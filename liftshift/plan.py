@@ -2,6 +2,7 @@
 
 import os
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Any, Literal
 
@@ -148,7 +149,10 @@ class Plan(_Strict):
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     def ledger_url(self) -> str:
-        """The ledger's SQLAlchemy URL: the plan's, or a SQLite file beside the plan."""
+        """The ledger's SQLAlchemy URL: the plan's, or a SQLite file beside the plan. As for DuckDB,
+        sqlite:///rel/path is beside the plan, sqlite:////abs/path is not."""
+        if self.ledger and self.ledger.startswith("sqlite:///") and self.ledger[10:11] not in ("/", ""):
+            return f"sqlite:///{self.base_dir / self.ledger.removeprefix('sqlite:///')}"
         if self.ledger:
             return self.ledger
         return f"sqlite:///{self.state_dir() / (self.name + '.db')}"
@@ -166,13 +170,28 @@ class Plan(_Strict):
         return self.base_dir / self.workload
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (else the last would win unseen)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is given twice; keep one", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_plan(path: str | Path) -> Plan:
     """Read, expand and validate a plan file; every problem raises one PlanError."""
     path = Path(path)
     if not path.is_file():
         raise PlanError(f"{path}: no such plan file")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # a SafeLoader
     except yaml.YAMLError as exc:
         raise PlanError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
@@ -202,8 +221,19 @@ def _expand(value: Any, origin: str, key: str) -> Any:
                 f"{origin}: key '{key}' uses ${{{missing[0]}}}, which is not set in the "
                 f"environment; export {missing[0]}=… or write the value in the plan"
             )
-        return _VAR.sub(lambda m: os.environ[m[1]], value)
+        return _VAR.sub(lambda m: _value_at(value, m), value)
     return value
+
+
+def _value_at(template: str, found: re.Match[str]) -> str:
+    """A variable's value; percent-encoded inside a URL's user:password@, where '@', '/', '#' or '?'
+    in a password would end it early (every driver liftshift uses decodes it)."""
+    value = os.environ[found[1]]
+    scheme = template.find("://")
+    userinfo_end = template.find("@", scheme + 3)
+    authority = template[scheme + 3 : found.start()] if scheme >= 0 else "/"
+    inside = scheme >= 0 and found.end() <= userinfo_end and not set(authority) & set("/?#")
+    return urllib.parse.quote(value, safe="") if inside else value
 
 
 def _explain(exc: ValidationError, origin: str) -> str:

@@ -2,7 +2,8 @@
 
 import re
 
-_PASSWORD_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@?#]*):(?P<pw>[^@/?#]*)@")
+# The password runs to the last '@' of the URL: one written unencoded may hold '/', '?', '#' or '@'.
+_PASSWORD_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@?#\s]*):(?P<pw>\S*)@")
 _PASSWORD_PARAM = re.compile(r"(?i)(password|passwd|pwd|secret|token)=([^&\s]+)")
 
 

@@ -67,3 +67,22 @@ def test_not_a_plan(tmp_path):
         load_plan(write(tmp_path, "- just\n- a list\n"))
     with pytest.raises(PlanError, match="not valid YAML"):
         load_plan(write(tmp_path, "name: [unclosed\n"))
+
+
+def test_a_password_with_url_characters_reaches_the_driver_whole(tmp_path, monkeypatch):
+    import psycopg
+
+    monkeypatch.setenv("PGPASS", "p@ss/w:rd#1?")
+    plan = load_plan(write(tmp_path, GOOD))
+    parsed = psycopg.conninfo.conninfo_to_dict(plan.source.url)  # libpq's own reading of the URL
+    assert parsed["password"] == "p@ss/w:rd#1?" and parsed["host"] == "db" and parsed["dbname"] == "shop"
+
+
+def test_a_key_given_twice_is_refused_and_a_relative_ledger_is_beside_the_plan(tmp_path, monkeypatch):
+    monkeypatch.setenv("PGPASS", "x")
+    with pytest.raises(PlanError, match="key 'transfer' is given twice; keep one"):
+        load_plan(write(tmp_path, GOOD + "transfer: {chunk_bytes: 32MiB}\n"))
+    plan = load_plan(write(tmp_path, GOOD + "ledger: sqlite:///state/ledger.db\n"))
+    assert plan.ledger_url() == f"sqlite:///{tmp_path / 'state' / 'ledger.db'}"
+    plan = load_plan(write(tmp_path, GOOD + "ledger: sqlite:////var/ledger.db\n"))
+    assert plan.ledger_url() == "sqlite:////var/ledger.db"
