@@ -47,6 +47,22 @@ def lost_parts(target: Target, table: Table, records: list[ChunkRecord]) -> list
     return [] if assembled else [r for r in done if staging(table, r.chunk).name not in present]
 
 
+def target_lost(target: Target, table: Table, records: list[ChunkRecord]) -> bool:
+    """Whether the target table no longer holds the rows its done chunks landed: it was emptied,
+    dropped or edited, or the plan now names another target. One COUNT(*) (free in BigQuery); a
+    table still in parts is left to lost_parts. With chunks pending, rows one of them wrote before a
+    kill may be there too, so only fewer rows than done count."""
+    done = [r for r in records if r.state == "done"]
+    if not done:
+        return False
+    in_parts = len(done) < len(records) or staging(table, 0).name in target.table_names()
+    if staged(target, table, records) and in_parts:
+        return False  # not assembled yet: its rows are in the parts
+    (held,) = target.query(f"SELECT COUNT(*) AS n FROM {target.relation(table)}").column(0).to_pylist()
+    landed = sum(r.rows or 0 for r in done)
+    return held != landed if len(done) == len(records) else held < landed
+
+
 def assemble(target: Target, table: Table, records: list[ChunkRecord], native: bool) -> str:
     """Assemble a table from its parts, prove it holds their rows, drop them; the error, or ''.
 

@@ -1,5 +1,6 @@
 """Transfer: copy tables in chunks on Dask, in one snapshot per table, proving each chunk by checksum."""
 
+import fnmatch
 import re
 import time
 from dataclasses import replace
@@ -9,7 +10,7 @@ from typing import Protocol
 from distributed import Client
 from pydantic import BaseModel, ConfigDict
 
-from liftshift.assembly import assemble, lost_parts, staged
+from liftshift.assembly import assemble, lost_parts, staged, target_lost
 from liftshift.chunkcopy import ChunkCopy
 from liftshift.chunking import chunk_rows_for, from_record, integer_key, plan_chunks, plan_table, to_record
 from liftshift.cluster import dask_client
@@ -58,6 +59,7 @@ class TransferReport(StageReport):
 
     tables: list[TableTransfer]
     wave: int | None = None
+    vanished: list[str] = []  # tables of the plan the latest assessment saw, no longer in the source
 
     def items(self) -> list[BaseModel]:
         """One line per table."""
@@ -67,6 +69,11 @@ class TransferReport(StageReport):
 def gate(report: TransferReport) -> GateResult:
     """Pass when every chunk of every table landed with a matching checksum."""
     reasons = [f"{t.table}: {failure}" for t in report.tables for failure in t.failed]
+    reasons += [
+        f"{name}: assessed, but no longer in the source (dropped or renamed since); if that is meant, run "
+        "`liftshift assess` again, else restore it and rerun the transfer"
+        for name in report.vanished
+    ]
     return GateResult(passed=not reasons, reasons=reasons)
 
 
@@ -98,10 +105,18 @@ def run(
     draft = TransferReport(
         stage="transfer", plan=plan.name, started_at=started,
         seconds=time.perf_counter() - t0, gate=GateResult(passed=True),
-        rows=sum(t.rows for t in lines), wave=wave,
+        rows=sum(t.rows for t in lines), wave=wave, vanished=_vanished(ledger, plan, tables),
         tables=[t.model_copy(update={"estimated_seconds": estimates.get(t.table)}) for t in lines],
     )  # fmt: skip
     return draft.model_copy(update={"gate": gate(draft)})
+
+
+def _vanished(ledger: Ledger, plan: Plan, tables: list[Table]) -> list[str]:
+    """Tables of the latest assessment the plan still selects but the source no longer has."""
+    stored = ledger.latest_report(plan.name, "assess")
+    assessed = [t["table"] for t in stored.body.get("tables", [])] if stored else []
+    present = {t.name for t in tables}
+    return [n for n in assessed if n not in present and any(fnmatch.fnmatchcase(n, p) for p in plan.tables)]
 
 
 def _writer_count(plan: Plan, target: Target) -> int:
@@ -192,6 +207,8 @@ def _chunk_records(
     records = ledger.chunk_records(plan.name, table.name)
     if records and _resumable(table, records):
         again = {r.chunk for r in lost_parts(target, table, records)}
+        if not again and target_lost(target, table, records):
+            again = {r.chunk for r in records}  # the target's copy cannot be trusted: all move again
         if again or any(r.state != "done" for r in records):
             kept = [r for r in records if r.chunk not in again]
             again |= {r.chunk for r in written_since(source, table, kept, now)}

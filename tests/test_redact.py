@@ -13,5 +13,5 @@ def test_passwords_in_urls_and_parameters_are_hidden():
 
 def test_a_password_holding_url_characters_is_hidden_whole():
     for password in ("Secr/etXYZ", "Secr#etXYZ", "Secr?etXYZ", "p@ss/w:rd#1"):
-        out = redact(f"cannot connect to PostgreSQL at postgresql://app:{password}@127.0.0.1:5432/shop: refused")
-        assert out == "cannot connect to PostgreSQL at postgresql://app:***@127.0.0.1:5432/shop: refused"
+        out = redact(f"cannot connect at postgresql://app:{password}@127.0.0.1:5432/shop: refused")
+        assert out == "cannot connect at postgresql://app:***@127.0.0.1:5432/shop: refused"

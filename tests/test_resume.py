@@ -162,3 +162,53 @@ def test_a_ledger_from_before_chunks_and_marks_had_snapshots_is_migrated(tmp_pat
     assert mark is not None and (mark.mark, mark.snapshot_xmin) == ("5", None)  # a delta reads by mark only
     ledger.save_watermark("p", "t", replace(mark, snapshot_xmin=12))
     assert ledger.watermark("p", "t") == replace(mark, snapshot_xmin=12)
+
+
+def _touch_target(plan, table, sql: str) -> None:
+    landed = open_target(plan)
+    try:
+        if sql == "drop":
+            landed.drop(table)
+        else:
+            landed.query(sql.format(t=landed.relation(table)))
+    finally:
+        landed.close()
+
+
+def test_a_rerun_moves_again_a_table_the_target_lost_rows_of(pg_url, target_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE acct (id int PRIMARY KEY, v text);"
+                     "INSERT INTO acct SELECT g, 'v' || g FROM generate_series(1, 2000) g")  # fmt: skip
+    plan = write_plan(tmp_path, pg_url, target_url, tables=["acct"], transfer={"chunk_rows": 200})
+    ledger = Ledger(plan.ledger_url())
+    assert transfer.run(plan, ledger).gate.passed
+    source = PostgresSource(pg_url)
+    (table,) = source.catalog(["acct"])
+    expected = source.fingerprint(table, None)
+    source.close()
+    for loss in ("DELETE FROM {t} WHERE id <= 10", "drop"):  # rows edited away; the table itself gone
+        _touch_target(plan, table, loss)
+        report = transfer.run(plan, ledger)
+        assert report.gate.passed and (report.tables[0].moved, report.tables[0].skipped) == (10, 0)
+        landed = open_target(plan)
+        try:
+            assert landed.fingerprint(table, None) == expected
+        finally:
+            landed.close()
+    assert transfer.run(plan, ledger).tables[0].skipped == 10  # the target holds it all: nothing moves
+
+
+def test_ctrl_c_says_how_to_carry_on_and_exits_130(pg_url, tmp_path):
+    seed(pg_url, rows=200_000)
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", accept=DEMO_ACCEPT,
+                      transfer={"chunk_rows": 2_000, "max_source_connections": 1})  # fmt: skip
+    run = subprocess.Popen([LIFTSHIFT, "transfer", str(tmp_path / "plan.yaml")], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+    try:
+        _wait_until_part_done(run, tmp_path / ".liftshift" / "test-plan.db", "order_items")
+    finally:
+        os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C sends the terminal's foreground group
+    output, _ = run.communicate(timeout=120)
+    assert run.returncode == 130, output
+    assert "interrupted: chunks done so far are in the ledger" in " ".join(output.split())
+    assert lifecycle.run_stage("transfer", plan).report.gate.passed
