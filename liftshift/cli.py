@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table as RichTable
 
 from liftshift import lifecycle, transfer
@@ -50,8 +51,13 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except LiftshiftError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        # soft_wrap: the message stays one line in a log or CI, however narrow the console.
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted:[/] chunks done so far are in the ledger; run the same command "
+                      "again to carry on", soft_wrap=True)  # fmt: skip
+        raise typer.Exit(130) from None
 
 
 def _summary(outcomes: list[lifecycle.StageOutcome]) -> None:

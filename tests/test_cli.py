@@ -102,3 +102,11 @@ def test_help_says_what_each_stage_does_and_what_the_exit_codes_mean():
     text = " ".join(result.output.replace("│", " ").split())
     assert result.exit_code == 0 and "Exit codes: 0 every gate passed; 1 a gate failed" in text
     assert "exact, lossy or blocked" in text and "fails on drift" in text
+
+
+def test_an_error_is_one_line_however_narrow_the_console(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "console", Console(width=40))
+    write_plan(tmp_path, "postgresql://app:hunter2@127.0.0.1:1/shop", "duckdb:///w.duckdb")
+    result = runner.invoke(app, ["assess", str(tmp_path / "plan.yaml")])
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: cannot connect to PostgreSQL") and line.endswith("the server is running")
