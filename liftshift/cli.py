@@ -55,8 +55,8 @@ def _user_errors() -> Iterator[None]:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted:[/] chunks done so far are in the ledger; run the same command "
-                      "again to carry on", soft_wrap=True)  # fmt: skip
+        console.print("[yellow]interrupted:[/] the ledger keeps what was done (a transfer's chunks); run the "
+                      "same command again to carry on", soft_wrap=True)  # fmt: skip
         raise typer.Exit(130) from None
 
 

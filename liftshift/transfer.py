@@ -19,7 +19,7 @@ from liftshift.connectors.base import CtidRange, Source, Table, Target
 from liftshift.connectors.duckdb import DuckDBTarget
 from liftshift.errors import MissingTableError, PlanError, SourceReadError, UnsupportedTypeError
 from liftshift.extract import native_proof
-from liftshift.ledger import ChunkRecord, Ledger
+from liftshift.ledger import ChunkRecord, Ledger, StoredReport
 from liftshift.names import merged_tables
 from liftshift.plan import Plan
 from liftshift.redact import redact
@@ -84,7 +84,8 @@ def run(
     started, t0 = datetime.now(UTC), time.perf_counter()
     if wave is not None:
         plan = plan.model_copy(update={"tables": _wave_tables(ledger, plan, wave)})
-    estimates = _estimates(ledger, plan)
+    assessed = ledger.latest_report(plan.name, "assess")
+    estimates = _estimates(assessed)
     source = open_source(plan)
     try:
         tables = _catalog(source, plan.tables, wave)
@@ -105,15 +106,14 @@ def run(
     draft = TransferReport(
         stage="transfer", plan=plan.name, started_at=started,
         seconds=time.perf_counter() - t0, gate=GateResult(passed=True),
-        rows=sum(t.rows for t in lines), wave=wave, vanished=_vanished(ledger, plan, tables),
+        rows=sum(t.rows for t in lines), wave=wave, vanished=_vanished(assessed, plan, tables),
         tables=[t.model_copy(update={"estimated_seconds": estimates.get(t.table)}) for t in lines],
     )  # fmt: skip
     return draft.model_copy(update={"gate": gate(draft)})
 
 
-def _vanished(ledger: Ledger, plan: Plan, tables: list[Table]) -> list[str]:
+def _vanished(stored: StoredReport | None, plan: Plan, tables: list[Table]) -> list[str]:
     """Tables of the latest assessment the plan still selects but the source no longer has."""
-    stored = ledger.latest_report(plan.name, "assess")
     assessed = [t["table"] for t in stored.body.get("tables", [])] if stored else []
     present = {t.name for t in tables}
     return [n for n in assessed if n not in present and any(fnmatch.fnmatchcase(n, p) for p in plan.tables)]
@@ -174,9 +174,8 @@ def _unescape(pattern: str) -> str:
     return re.sub(r"\[([*?\[\]])\]", r"\1", pattern)
 
 
-def _estimates(ledger: Ledger, plan: Plan) -> dict[str, float]:
+def _estimates(stored: StoredReport | None) -> dict[str, float]:
     """Each table's estimated transfer seconds from the latest assessment."""
-    stored = ledger.latest_report(plan.name, "assess")
     tables = stored.body.get("tables", []) if stored else []
     return {t["table"]: t["estimate"]["seconds"] for t in tables if t.get("estimate")}
 
@@ -207,7 +206,8 @@ def _chunk_records(
     records = ledger.chunk_records(plan.name, table.name)
     if records and _resumable(table, records):
         again = {r.chunk for r in lost_parts(target, table, records)}
-        if not again and target_lost(target, table, records):
+        # A table under delta sync holds other rows than its chunks landed: its deltas prove it instead.
+        if not again and table.name not in plan.transfer.watermarks and target_lost(target, table, records):
             again = {r.chunk for r in records}  # the target's copy cannot be trusted: all move again
         if again or any(r.state != "done" for r in records):
             kept = [r for r in records if r.chunk not in again]

@@ -210,5 +210,5 @@ def test_ctrl_c_says_how_to_carry_on_and_exits_130(pg_url, tmp_path):
         os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C sends the terminal's foreground group
     output, _ = run.communicate(timeout=120)
     assert run.returncode == 130, output
-    assert "interrupted: chunks done so far are in the ledger" in " ".join(output.split())
+    assert "interrupted: the ledger keeps what was done" in " ".join(output.split())
     assert lifecycle.run_stage("transfer", plan).report.gate.passed
