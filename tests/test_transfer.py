@@ -9,7 +9,7 @@ import psycopg
 import pyarrow as pa
 import pytest
 
-from liftshift import transfer
+from liftshift import lifecycle, transfer
 from liftshift.chunking import MIN_CHUNK_ROWS, chunk_rows_for, from_record, plan_table, to_record
 from liftshift.connectors import open_target
 from liftshift.connectors.base import CtidRange, KeyRange, staging
@@ -429,3 +429,20 @@ def test_the_default_cluster_runs_chunks_without_the_workers_profiler():
         assert client.submit(sum, [1, 2]).result() == 3
         callbacks = [set(w.periodic_callbacks) for w in cluster.workers.values()]
     assert callbacks and all("profile" not in names and "heartbeat" in names for names in callbacks)
+
+
+def test_a_database_without_standard_conforming_strings_reads_and_proves_backslash_keys(
+    pg_admin_url, tmp_path
+):
+    url = new_database(pg_admin_url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE s (k text PRIMARY KEY, v int); INSERT INTO s SELECT "
+                     "(ARRAY[E'a\\\\', E'b\\\\''', E'c\\\\n', 'd'])[1 + g % 4] || lpad(g::text, 5, '0'), g "
+                     "FROM generate_series(1, 20000) g")  # fmt: skip
+        (name,) = conn.execute("SELECT current_database()").fetchone()
+        conn.execute(f"ALTER DATABASE {name} SET standard_conforming_strings = off")
+    plan = write_plan(tmp_path, url, "duckdb:///w.duckdb", transfer={"chunk_rows": 1000})
+    moved = lifecycle.run_stage("transfer", plan).report
+    assert moved.gate.passed and moved.rows == 20000, moved.gate.reasons
+    validated = lifecycle.run_stage("validate", plan).report
+    assert validated.gate.passed, validated.gate.reasons

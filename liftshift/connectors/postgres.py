@@ -26,9 +26,11 @@ from liftshift.redact import redact
 from liftshift.xids import written_since_sql
 
 # IntervalStyle: intervals travel and are hashed as ISO 8601 text, which BigQuery can CAST.
+# standard_conforming_strings: liftshift's literals (key bounds, patterns) double quotes only; a server
+# set off would read their backslashes as escapes, and a chunk would select another key range.
 _SESSION = (
     "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 1; "
-    "SET IntervalStyle = 'iso_8601'"
+    "SET IntervalStyle = 'iso_8601'; SET standard_conforming_strings = on"
 )
 
 # A table's heaps: the table itself, or a partitioned table's leaf partitions (its own size is 0).
