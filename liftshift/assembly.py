@@ -43,8 +43,15 @@ def lost_parts(target: Target, table: Table, records: list[ChunkRecord]) -> list
     if not done or not staged(target, table, records):
         return []
     present = target.table_names()
-    assembled = len(done) == len(records) and staging(table, 0).name not in present
-    return [] if assembled else [r for r in done if staging(table, r.chunk).name not in present]
+    if _assembled(table, records, present):
+        return []
+    return [r for r in done if staging(table, r.chunk).name not in present]
+
+
+def _assembled(table: Table, records: list[ChunkRecord], present: set[str]) -> bool:
+    """Whether a table landing in parts is assembled: every chunk done and part 0 gone (present: the
+    target's table names)."""
+    return all(r.state == "done" for r in records) and staging(table, 0).name not in present
 
 
 def target_lost(target: Target, table: Table, records: list[ChunkRecord]) -> bool:
@@ -55,9 +62,8 @@ def target_lost(target: Target, table: Table, records: list[ChunkRecord]) -> boo
     done = [r for r in records if r.state == "done"]
     if not done:
         return False
-    in_parts = len(done) < len(records) or staging(table, 0).name in target.table_names()
-    if staged(target, table, records) and in_parts:
-        return False  # not assembled yet: its rows are in the parts
+    if staged(target, table, records) and not _assembled(table, records, target.table_names()):
+        return False  # its rows are in the parts
     (held,) = target.query(f"SELECT COUNT(*) AS n FROM {target.relation(table)}").column(0).to_pylist()
     landed = sum(r.rows or 0 for r in done)
     return held != landed if len(done) == len(records) else held < landed

@@ -60,10 +60,8 @@ def run(plan: Plan, ledger: Ledger) -> AssessReport:
     waves = plan_waves(
         {f.line.table: f.line.total_bytes for f in found}, _edges(found), plan.assess.max_wave_bytes
     )
-    draft = _report(plan, found, waves, started, time.perf_counter() - t0)
-    report = draft.model_copy(update={"views": views, "sequences": sequences, "target": target.dialect})
-    if target.dialect != "bigquery":  # partitioning, clustering and prices are BigQuery's
-        report = report.model_copy(update={"pricing_note": ""})
+    draft = _report(plan, target.dialect, found, waves, started, time.perf_counter() - t0)
+    report = draft.model_copy(update={"views": views, "sequences": sequences})
     return report.model_copy(update={"gate": gate(report)})
 
 
@@ -138,7 +136,7 @@ def _edges(found: list[_Assessed]) -> list[Edge]:
 
 
 def _report(
-    plan: Plan, found: list[_Assessed], waves: WavePlan, started: datetime, seconds: float
+    plan: Plan, dialect: str, found: list[_Assessed], waves: WavePlan, started: datetime, seconds: float
 ) -> AssessReport:
     lines = [f.line.model_copy(update={"wave": waves.wave_of(f.line.table)}) for f in found]
     by_name = {line.table: line for line in lines}
@@ -156,7 +154,8 @@ def _report(
         estimated_seconds=sum(t.estimate.seconds for t in lines if t.estimate), bigquery_bytes=bq_bytes,
         storage_usd_month=sum(t.estimate.storage_usd_month for t in lines if t.estimate),
         validation_usd=sum(t.estimate.validation_usd for t in lines if t.estimate),
-        pricing_note=pricing_note(bq_bytes, plan.prices),
+        # partitioning, clustering and prices are BigQuery's
+        pricing_note=pricing_note(bq_bytes, plan.prices) if dialect == "bigquery" else "", target=dialect,
     )  # fmt: skip
 
 

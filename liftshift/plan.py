@@ -151,10 +151,10 @@ class Plan(_Strict):
     def ledger_url(self) -> str:
         """The ledger's SQLAlchemy URL: the plan's, or a SQLite file beside the plan. As for DuckDB,
         sqlite:///rel/path is beside the plan, sqlite:////abs/path is not."""
-        if self.ledger and self.ledger.startswith("sqlite:///") and self.ledger[10:11] not in ("/", ""):
-            return f"sqlite:///{self.base_dir / self.ledger.removeprefix('sqlite:///')}"
         if self.ledger:
-            return self.ledger
+            path = self.ledger.removeprefix("sqlite:///")
+            relative = path != self.ledger and path and not path.startswith("/")
+            return f"sqlite:///{self.base_dir / path}" if relative else self.ledger
         return f"sqlite:///{self.state_dir() / (self.name + '.db')}"
 
     def state_dir(self) -> Path:
