@@ -137,7 +137,7 @@ def status_command(
 ) -> None:
     """Show each stage's latest report from the plan's ledger: gate, when, rows."""
     with _user_errors():
-        loaded = load_plan(plan)
+        loaded = load_plan(plan, ledger_only=True)
         ledger = Ledger(loaded.ledger_url())
         latest = {s: ledger.latest_report(loaded.name, s) for s in [*lifecycle.STAGES, "delta"]}
         if as_json:
@@ -151,7 +151,8 @@ def status_command(
                 table.add_row(stage, "-", "never", "-")
             else:
                 gate = "[green]passed[/]" if r.passed else "[red]FAILED[/]"
-                table.add_row(stage, gate, f"{r.created_at:%Y-%m-%d %H:%M:%S}", f"{r.body.get('rows', 0):,}")
+                when = f"{r.created_at:%Y-%m-%d %H:%M:%S %Z}"
+                table.add_row(stage, gate, when, f"{r.body.get('rows', 0):,}")
         console.print(table)
 
 

@@ -27,3 +27,7 @@ class SourceReadError(LiftshiftError):
 
 class UnsupportedTypeError(LiftshiftError):
     """A column's type has no mapping to the target."""
+
+
+class SchemaDriftError(LiftshiftError):
+    """The target's copy of a table no longer has the source's columns."""

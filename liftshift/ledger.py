@@ -142,7 +142,7 @@ class Ledger:
         if row is None:
             return None
         return StoredReport(
-            row["id"], row["plan"], row["stage"], row["created_at"], row["passed"],
+            row["id"], row["plan"], row["stage"], _utc(row["created_at"]), row["passed"],
             json.loads(row["body"]),
         )  # fmt: skip
 
@@ -204,6 +204,11 @@ class Ledger:
         with self.engine.begin() as conn:
             conn.execute(watermarks.delete().where(key))
             conn.execute(watermarks.insert().values(**values))
+
+
+def _utc(moment: datetime) -> datetime:
+    """A stored time in UTC, zone attached: SQLite hands back the UTC it was given without one."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _chunk_row(plan: str, record: ChunkRecord, error: str | None) -> dict[str, Any]:

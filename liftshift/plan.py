@@ -185,8 +185,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_plan(path: str | Path) -> Plan:
-    """Read, expand and validate a plan file; every problem raises one PlanError."""
+def load_plan(path: str | Path, ledger_only: bool = False) -> Plan:
+    """Read, expand and validate a plan file; every problem raises one PlanError. ledger_only: for
+    commands that read the ledger alone (status), a ${VAR} left unset outside `ledger` stays as written."""
     path = Path(path)
     if not path.is_file():
         raise PlanError(f"{path}: no such plan file")
@@ -196,26 +197,28 @@ def load_plan(path: str | Path) -> Plan:
         raise PlanError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise PlanError(f"{path}: the plan must be a mapping with keys name, source, target")
-    return parse_plan(raw, base_dir=path.resolve().parent, origin=str(path))
+    return parse_plan(raw, base_dir=path.resolve().parent, origin=str(path), ledger_only=ledger_only)
 
 
-def parse_plan(raw: dict[str, Any], base_dir: Path, origin: str = "plan") -> Plan:
+def parse_plan(raw: dict[str, Any], base_dir: Path, origin: str = "plan", ledger_only: bool = False) -> Plan:
     """Validate an already-parsed plan mapping."""
-    expanded = _expand(raw, origin, "")
+    expanded = _expand(raw, origin, "", ledger_only)
     try:
         return Plan.model_validate({**expanded, "base_dir": base_dir})
     except ValidationError as exc:
         raise PlanError(_explain(exc, origin)) from None
 
 
-def _expand(value: Any, origin: str, key: str) -> Any:
+def _expand(value: Any, origin: str, key: str, ledger_only: bool = False) -> Any:
     """Replace ${VAR} in every string with the environment's value."""
     if isinstance(value, dict):
-        return {k: _expand(v, origin, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+        return {k: _expand(v, origin, f"{key}.{k}" if key else str(k), ledger_only) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v, origin, f"{key}[{i}]") for i, v in enumerate(value)]
+        return [_expand(v, origin, f"{key}[{i}]", ledger_only) for i, v in enumerate(value)]
     if isinstance(value, str):
         missing = [name for name in _VAR.findall(value) if name not in os.environ]
+        if missing and ledger_only and key.split(".")[0] != "ledger":
+            return value  # never used by the command: the ledger does not need the source's password
         if missing:
             raise PlanError(
                 f"{origin}: key '{key}' uses ${{{missing[0]}}}, which is not set in the "

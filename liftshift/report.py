@@ -97,6 +97,8 @@ def _markdown_table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _cell(value: Any) -> str:
+    if value is None:  # not known (no estimate without an assessment, say): an empty cell, not "None"
+        return ""
     if isinstance(value, list):
         value = ", ".join(str(v) for v in value)
     if isinstance(value, float):

@@ -17,7 +17,14 @@ from liftshift.cluster import dask_client
 from liftshift.connectors import open_source, open_target
 from liftshift.connectors.base import CtidRange, Source, Table, Target
 from liftshift.connectors.duckdb import DuckDBTarget
-from liftshift.errors import MissingTableError, PlanError, SourceReadError, UnsupportedTypeError
+from liftshift.errors import (
+    LiftshiftError,
+    MissingTableError,
+    PlanError,
+    SchemaDriftError,
+    SourceReadError,
+    UnsupportedTypeError,
+)
 from liftshift.extract import native_proof
 from liftshift.ledger import ChunkRecord, Ledger, StoredReport
 from liftshift.names import merged_tables
@@ -25,6 +32,7 @@ from liftshift.plan import Plan
 from liftshift.redact import redact
 from liftshift.report import GateResult, StageReport
 from liftshift.resume import written_since
+from liftshift.schema import schema_issues
 from liftshift.types import Verdict, target_mapping
 from liftshift.watermarks import remember_marks
 from liftshift.xids import snapshot_xmin
@@ -82,9 +90,10 @@ def run(
 ) -> TransferReport:
     """Copy every selected table, or one wave of the latest assessment; chunks done earlier are skipped."""
     started, t0 = datetime.now(UTC), time.perf_counter()
-    if wave is not None:
-        plan = plan.model_copy(update={"tables": _wave_tables(ledger, plan, wave)})
     assessed = ledger.latest_report(plan.name, "assess")
+    _refuse_failed_assessment(plan, assessed, wave)
+    if wave is not None:
+        plan = plan.model_copy(update={"tables": _wave_tables(plan, assessed, wave)})
     estimates = _estimates(assessed)
     source = open_source(plan)
     try:
@@ -147,18 +156,23 @@ def _catalog(source: Source, names: list[str], wave: int | None) -> list[Table]:
         ) from None
 
 
-def _wave_tables(ledger: Ledger, plan: Plan, number: int) -> list[str]:
-    """The tables of one wave of the plan's latest assessment."""
-    stored = ledger.latest_report(plan.name, "assess")
-    if stored is None:
+def _refuse_failed_assessment(plan: Plan, stored: StoredReport | None, wave: int | None) -> None:
+    """Stop before anything moves when the latest assessment failed its gate: what it found (a value
+    the target cannot hold, an unaccepted lossy column) would fail chunks or change values. A plan
+    never assessed may move its tables; waves need an assessment."""
+    if stored is None and wave is not None:
         raise PlanError(f"no assessment of plan '{plan.name}' in the ledger; run `liftshift assess` first")
-    if not stored.passed:
+    if stored is not None and not stored.passed:
         reasons = "; ".join(stored.body.get("gate", {}).get("reasons", [])[:3])
         raise PlanError(
             f"the latest assessment of plan '{plan.name}' failed its gate ({reasons}); "
-            "fix or accept what it lists and run `liftshift assess` again before moving waves"
+            "fix or accept what it lists and run `liftshift assess` again before the transfer"
         )
-    waves = stored.body.get("waves", [])
+
+
+def _wave_tables(plan: Plan, stored: StoredReport | None, number: int) -> list[str]:
+    """The tables of one wave of the plan's latest assessment."""
+    waves = stored.body.get("waves", []) if stored else []
     if not 1 <= number <= len(waves):
         raise PlanError(f"wave {number} does not exist; the latest assessment has waves 1–{len(waves)}")
     return [fnmatch_escape(name) for name in waves[number - 1]["tables"]]
@@ -266,7 +280,9 @@ def _failure(source: Source, table: Table, exc: Exception) -> str:
             f"lost the connection to the source ({type(lost).__name__}: {lost}); the chunks done are "
             "in the ledger: rerun the transfer when the source is back"
         )) from None  # fmt: skip
-    return redact(f"{type(exc).__name__}: {exc}")[:2000] if present else _GONE
+    if not present:
+        return _GONE
+    return redact(str(exc) if isinstance(exc, LiftshiftError) else f"{type(exc).__name__}: {exc}")[:2000]
 
 
 def _copy_table(
@@ -278,6 +294,7 @@ def _copy_table(
     with source.exported_snapshot() as snapshot_id:
         rows, now = source.planned_rows(table), snapshot_xmin(source)
         target.prepare(table)
+        _refuse_drift(target, table)
         records = _chunk_records(plan, ledger, source, target, table, rows, now)
         done_rows = sum(r.rows or 0 for r in records if r.state == "done")
         pending = [replace(r, snapshot_xmin=now) for r in records if r.state != "done"]
@@ -291,6 +308,18 @@ def _copy_table(
         moved=len(pending) - len(moved.failed), skipped=len(records) - len(pending), retried=moved.retried,
         failed=failed, seconds=time.perf_counter() - t0,
     )  # fmt: skip
+
+
+def _refuse_drift(target: Target, table: Table) -> None:
+    """Stop a table whose target copy no longer has the source's columns (a column added, dropped or
+    retyped in the source since it was copied): chunks would fail, or a rerun would pass on the old
+    shape. The target's copy is the user's to drop, not ours."""
+    issues = schema_issues(table, target, target.columns(table))
+    if issues:
+        raise SchemaDriftError(
+            f"the source's columns changed since the target table {target.relation(table)} was made "
+            f"({'; '.join(issues)}); drop that table in the target and rerun the transfer to copy it again"
+        )
 
 
 def _assemble(plan: Plan, ledger: Ledger, target: Target, table: Table) -> list[str]:

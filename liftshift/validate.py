@@ -12,7 +12,7 @@ from liftshift import diff, quality
 from liftshift import fingerprint as fp
 from liftshift.aggregates import AggregateDifference
 from liftshift.connectors import opened
-from liftshift.connectors.base import Column, Fingerprint, Source, Table, Target, TargetColumn
+from liftshift.connectors.base import Fingerprint, Source, Table, Target
 from liftshift.connectors.postgres import PostgresSource
 from liftshift.connectors.postgres_target import PostgresTarget
 from liftshift.diff import RowDifference
@@ -21,6 +21,7 @@ from liftshift.plan import Plan
 from liftshift.quality import ExpectationOutcome
 from liftshift.redact import redact
 from liftshift.report import GateResult, StageReport
+from liftshift.schema import same_type, schema_issues
 
 
 class TableValidation(BaseModel):
@@ -75,28 +76,6 @@ class ValidateReport(StageReport):
         return lines
 
 
-def schema_issues(table: Table, target: Target, found: list[TargetColumn]) -> list[str]:
-    """Differences between the mapped source columns and the target's columns (found)."""
-    if not found:
-        return ["table is missing in the target"]
-    issues = []
-    expected = {c.name: c for c in table.columns}
-    actual = {c.name: c for c in found}
-    issues += [f"column {n} is missing in the target" for n in expected if n not in actual]
-    issues += [f"column {n} is not in the source" for n in actual if n not in expected]
-    for name in expected.keys() & actual.keys():
-        want = target.expected_type(expected[name])
-        if not _same_type(target, expected[name], actual[name]):
-            issues.append(f"column {name} is {actual[name].type} in the target, expected {want}")
-        if actual[name].nullable != expected[name].nullable:
-            issues.append(f"column {name} nullability differs")
-    return sorted(issues)
-
-
-def _same_type(target: Target, column: Column, found: TargetColumn) -> bool:
-    return found.type.upper() == target.expected_type(column).upper()
-
-
 def compare_table(
     table: Table, source: Source, target: Target, tolerance: float = 1e-9
 ) -> tuple[TableValidation, list[RowDifference], list[AggregateDifference]]:
@@ -107,7 +86,7 @@ def compare_table(
         return _verdict(table, issues, source.fingerprint(table, None), Fingerprint(0, 0), 0), [], []
     # A column missing or retyped on one side is a schema issue already; rows compare on the rest.
     present = {c.name: c for c in found_columns}
-    alike = tuple(c for c in table.columns if c.name in present and _same_type(target, c, present[c.name]))
+    alike = tuple(c for c in table.columns if c.name in present and same_type(target, c, present[c.name]))
     shared = replace(table, columns=alike)
     stored = target.stored(shared) if isinstance(target, PostgresTarget) else shared
     try:

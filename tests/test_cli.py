@@ -49,6 +49,18 @@ def test_run_then_status_and_a_failing_gate_exits_1(pg_url, tmp_path, monkeypatc
     assert "order_items: 299 rows in source, 300 in target" in result.output.replace("\n", " ")
 
 
+def test_status_reads_the_ledger_without_the_sources_password(tmp_path, monkeypatch):
+    monkeypatch.setenv("PGPASSWORD_S19", "hunter2")
+    write_plan(tmp_path, "postgresql://app:${PGPASSWORD_S19}@127.0.0.1:1/shop", "duckdb:///w.duckdb")
+    plan = str(tmp_path / "plan.yaml")
+    monkeypatch.delenv("PGPASSWORD_S19")  # a later shell, where only the ledger is read
+    status = runner.invoke(app, ["status", plan, "--json"])
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.output)["assess"] is None
+    transfer = runner.invoke(app, ["transfer", plan])  # a command that connects still needs it
+    assert transfer.exit_code == 2 and "uses ${PGPASSWORD_S19}, which is not set" in transfer.output
+
+
 def test_transfer_of_a_wave_before_any_assessment_says_to_assess_first(tmp_path):
     write_plan(tmp_path, "postgresql://app@127.0.0.1:1/shop", "duckdb:///w.duckdb")
     result = runner.invoke(app, ["transfer", str(tmp_path / "plan.yaml"), "--wave", "1"])
@@ -70,6 +82,8 @@ def test_transfer_shows_rows_and_throughput_per_table_and_overall_then_a_delta(p
     overall = next(line for line in lines if line.startswith("all tables"))
     assert "1,100/1,100 rows" in overall and re.search(r"\d+\.\d\d MB/s", overall), overall
     assert any(line.startswith("items") and "1,000/1,000 rows" in line for line in lines)
+    page = (tmp_path / ".liftshift" / "reports" / "test-plan-transfer.md").read_text()
+    assert "| items | 1,000 |" in page and "None" not in page  # no estimate without an assessment: empty
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(_CHANGES)

@@ -198,6 +198,35 @@ def test_a_rerun_moves_again_a_table_the_target_lost_rows_of(pg_url, target_url,
     assert transfer.run(plan, ledger).tables[0].skipped == 10  # the target holds it all: nothing moves
 
 
+def test_a_column_added_in_the_source_after_the_copy_stops_the_rerun_until_the_target_table_goes(
+    pg_url, target_url, tmp_path
+):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE acct (id int PRIMARY KEY, v text);"
+                     "INSERT INTO acct SELECT g, 'v' || g FROM generate_series(1, 1000) g")  # fmt: skip
+    plan = write_plan(tmp_path, pg_url, target_url, tables=["acct"], transfer={"chunk_rows": 200})
+    ledger = Ledger(plan.ledger_url())
+    assert transfer.run(plan, ledger).gate.passed
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE acct ADD COLUMN note text DEFAULT 'n'")
+    report = transfer.run(plan, ledger)  # before: every chunk was done, so it passed on the old shape
+    assert not report.gate.passed and report.tables[0].moved == 0
+    (reason,) = report.gate.reasons
+    assert "column note is missing in the target" in reason and "drop that table in the target" in reason
+    source = PostgresSource(pg_url)
+    (table,) = source.catalog(["acct"])
+    expected = source.fingerprint(table, None)
+    source.close()
+    _touch_target(plan, table, "drop")
+    report = transfer.run(plan, ledger)
+    assert report.gate.passed and report.tables[0].moved == 5
+    landed = open_target(plan)
+    try:
+        assert landed.fingerprint(table, None) == expected  # the new column arrived with its values
+    finally:
+        landed.close()
+
+
 def test_ctrl_c_says_how_to_carry_on_and_exits_130(pg_url, tmp_path):
     seed(pg_url, rows=200_000)
     plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", accept=DEMO_ACCEPT,

@@ -1,5 +1,6 @@
 """DuckDB as a target: a local warehouse for development and fast tests."""
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -28,7 +29,7 @@ class DuckDBTarget:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.conn = duckdb.connect(path)
         except (duckdb.Error, OSError) as exc:
-            raise ConnectError(f"cannot open DuckDB file {path}: {exc}; check target.url") from None
+            raise ConnectError(_open_failed(path, exc)) from None
         # Chunks land as separate appends, each ending in a part-filled row group. DuckDB's vacuum
         # would merge those at the next checkpoint by rewriting nearly every row group: 2.2 CPU-s
         # and 120 MB of dead file per 5M rows. Left as they are, they cost scans almost nothing.
@@ -163,6 +164,17 @@ class DuckDBTarget:
         match = " AND ".join(f"{rel}.{c} = k.{c}" for c in (fp.quote("duckdb", name) for name in key))
         found = self.conn.execute(f"DELETE FROM {rel} USING {view} AS k WHERE {match}").fetchone()
         return int(found[0]) if found else 0
+
+
+def _open_failed(path: str, exc: Exception) -> str:
+    """Why a DuckDB file did not open, and what to change."""
+    held = re.search(r"Conflicting lock is held in (.*?) \(PID (\d+)\)", str(exc))
+    if held:  # DuckDB lets one process write a file: a notebook or the DuckDB CLI still has it open
+        return (
+            f"DuckDB file {path} is open in another process ({held[1]}, PID {held[2]}); close it there "
+            "(a notebook's connection, the DuckDB CLI) and run again"
+        )
+    return f"cannot open DuckDB file {path}: {exc}; check target.url"
 
 
 def native_fingerprint_sql(relation: str, table: Table, key_range: KeyRange | None) -> str:
