@@ -31,3 +31,7 @@ class UnsupportedTypeError(LiftshiftError):
 
 class SchemaDriftError(LiftshiftError):
     """The target's copy of a table no longer has the source's columns."""
+
+
+class WriteError(LiftshiftError):
+    """A file beside the plan (a report, an expectation suite) could not be written."""

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from liftshift.files import write_text
 from liftshift.ledger import Ledger
 
 
@@ -61,12 +62,10 @@ def save(ledger: Ledger, report: StageReport, state_dir: Path) -> Path:
     """
     ledger.save_report(report.plan, report.stage, report.gate.passed, report.model_dump(mode="json"))
     path = state_dir / "reports" / f"{report.plan}-{report.stage}.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Explicit UTF-8: table names may be non-ASCII and the locale's default may not be.
-    path.write_text(to_markdown(report), encoding="utf-8")
+    write_text(path, to_markdown(report))
     page = report.html()
     if page is not None:
-        path.with_name(f"{report.plan}-{report.stage}.html").write_text(page, encoding="utf-8")
+        write_text(path.with_name(f"{report.plan}-{report.stage}.html"), page)
     return path
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from liftshift.connectors.base import Table
+from liftshift.files import write_text
 from liftshift.profile import TableProfile
 
 ROW_COUNT_SLACK_PERCENT = 10  # the bootstrap lets the row count drift this much either way
@@ -23,13 +24,12 @@ def bootstrap(folder: Path, table: Table, unique_keys: list[list[str]], profile:
     path = suite_path(folder, table.name)
     if path.exists():
         return False
-    folder.mkdir(parents=True, exist_ok=True)
     suite = {
         "name": table.name,
         "expectations": expectations(table, unique_keys, profile),
         "meta": {"written_by": "liftshift assess", "profiled_rows": profile.rows},
     }
-    path.write_text(json.dumps(suite, indent=2, ensure_ascii=False) + "\n")
+    write_text(path, json.dumps(suite, indent=2, ensure_ascii=False) + "\n")
     return True
 
 

@@ -61,6 +61,23 @@ def test_status_reads_the_ledger_without_the_sources_password(tmp_path, monkeypa
     assert transfer.exit_code == 2 and "uses ${PGPASSWORD_S19}, which is not set" in transfer.output
 
 
+def test_a_reports_or_suites_folder_liftshift_cannot_write_is_one_line_and_exit_2(pg_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
+    write_plan(tmp_path, pg_url, "duckdb:///w.duckdb")
+    plan = str(tmp_path / "plan.yaml")
+    # A file where the folder should be: unwritable even for root, who runs these tests.
+    (tmp_path / "expectations").write_text("")
+    result = runner.invoke(app, ["assess", plan])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert f"cannot write {tmp_path / 'expectations' / 't.json'}" in " ".join(result.output.split())
+    (tmp_path / "expectations").unlink()
+    (tmp_path / ".liftshift" / "reports").write_text("")  # the ledger beside it made .liftshift
+    result = runner.invoke(app, ["assess", plan])
+    assert result.exit_code == 2 and "cannot write" in result.output and "writable" in result.output
+    assert json.loads(runner.invoke(app, ["status", plan, "--json"]).output)["assess"]["gate"]["passed"]
+
+
 def test_transfer_of_a_wave_before_any_assessment_says_to_assess_first(tmp_path):
     write_plan(tmp_path, "postgresql://app@127.0.0.1:1/shop", "duckdb:///w.duckdb")
     result = runner.invoke(app, ["transfer", str(tmp_path / "plan.yaml"), "--wave", "1"])
