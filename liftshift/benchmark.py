@@ -53,7 +53,11 @@ def workload(plan: Plan) -> list[Path]:
     folder = plan.workload_dir()
     files = sorted(folder.glob("*.sql")) if folder.is_dir() else []
     if not files:
-        raise PlanError(f"no workload: put .sql files in {folder} or set 'workload' in the plan")
+        raise PlanError(
+            f"no workload: put .sql files (queries your applications run) in {folder}, or set 'workload' "
+            "in the plan to their folder; the benchmark compares their results on both sides, and go-live "
+            "needs it"
+        )
     return files
 
 

@@ -59,6 +59,7 @@ def run_all(
     announce: Callable[[str], None] | None = None,
 ) -> list[StageOutcome]:
     """Run every stage in order, stopping after the first whose gate fails."""
+    preflight(plan)
     ledger = ledger or Ledger(plan.ledger_url())
     outcomes = []
     for name in STAGES:
@@ -69,3 +70,9 @@ def run_all(
         if not outcome.report.gate.passed:
             break
     return outcomes
+
+
+def preflight(plan: Plan) -> None:
+    """Refuse a whole run that would stop half-way for want of input: the benchmark, fourth of six
+    stages, needs the workload, and go-live needs the benchmark."""
+    benchmark.workload(plan)

@@ -78,6 +78,17 @@ def test_a_reports_or_suites_folder_liftshift_cannot_write_is_one_line_and_exit_
     assert json.loads(runner.invoke(app, ["status", plan, "--json"]).output)["assess"]["gate"]["passed"]
 
 
+def test_run_without_a_workload_stops_before_the_first_stage(pg_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
+    write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", workload="queries")  # a folder that is not there
+    plan = str(tmp_path / "plan.yaml")
+    result = runner.invoke(app, ["run", plan])
+    assert result.exit_code == 2 and "no workload: put .sql files" in " ".join(result.output.split())
+    assert "assess …" not in result.output  # before: assess, transfer and validate ran, then it stopped
+    assert json.loads(runner.invoke(app, ["status", plan, "--json"]).output)["assess"] is None
+
+
 def test_transfer_of_a_wave_before_any_assessment_says_to_assess_first(tmp_path):
     write_plan(tmp_path, "postgresql://app@127.0.0.1:1/shop", "duckdb:///w.duckdb")
     result = runner.invoke(app, ["transfer", str(tmp_path / "plan.yaml"), "--wave", "1"])
