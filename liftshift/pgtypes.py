@@ -141,6 +141,7 @@ _MONEY = (NUMERIC_MAX[0], NUMERIC_MAX[1])  # money is an int64 of cents: 17 inte
 _TYPMOD = re.compile(r"\(\d+(?:,-?\d+)?\)")
 _NUMERIC = re.compile(r"^numeric(?:\((\d+),(-?\d+)\))?$")
 _LEAVE_OUT = "change its type in the source, or leave the table out of the plan"
+ARRAY_CAST = "array_to_json({c})"  # how every array travels: as a JSON array, without its bounds
 
 
 def map_postgres(source: PgType | str) -> Mapping:
@@ -213,7 +214,7 @@ def _array(name: str, element: PgType) -> Mapping:
     inner = map_postgres(element)
     if inner.canonical is None:
         return blocker(f"no mapping for its element type {element.name}: {_LEAVE_OUT}")
-    cast = "array_to_json({c})"
+    cast = ARRAY_CAST
     if inner.canonical in (C.DECIMAL, C.FLOAT32, C.FLOAT64) or inner.verdict is V.LOSSY:
         why = "numbers become JSON numbers: 2.50 becomes 2.5, -0 becomes 0, past ~15–17 digits they round"
         rule = _Rule(C.JSON, (V.LOSSY, f"kept as a {{type}} array; {why}"), cast=cast)

@@ -7,6 +7,7 @@ import psycopg
 
 from liftshift.connectors.base import Column, Table
 from liftshift.fingerprint import quote
+from liftshift.pgtypes import ARRAY_CAST
 from liftshift.types import Canonical as C
 
 _RANGED = (C.INT16, C.INT32, C.INT64, C.DECIMAL, C.DATE, C.TIMESTAMP, C.TIMESTAMPTZ)
@@ -19,7 +20,7 @@ _SMALL_SET = (C.INT16, C.INT32, C.STRING, C.BOOL)
 MAX_VALUE_SET = 20
 
 # Values no target can hold (BigQuery's ranges; Arrow, the way in, parses no ±infinity, BC or
-# 24:00:00), per canonical type: (SQL condition on {c}, what is wrong).
+# 24:00:00), per canonical type: (SQL condition on {c} as it travels or {raw} as stored, what is wrong).
 _TIME_LIMITS: dict[C, tuple[str, str]] = {
     C.DATE: ("{c} < '0001-01-01' OR {c} > '9999-12-31'", "dates outside 0001-01-01…9999-12-31 or ±infinity"),
     C.TIMESTAMP: (
@@ -40,6 +41,16 @@ _DECIMAL_WIDE = (
 _DECIMAL_INTEGER = (
     "{c} NOT IN ('NaN', 'Infinity', '-Infinity') AND abs({c}) >= 1e28",
     "values beyond {i} integer digits",
+)
+# JSON arrays keep no bounds; JSON travels as jsonb, which rejects \u0000 (an odd run of backslashes
+# before u0000 is that escape; an even one is escaped backslashes and text u0000).
+_ARRAY_BOUNDS = (
+    r"array_dims({raw}) !~ '^(\[1:\d+\])+$'",
+    "arrays indexed from other than 1, like '[0:1]={7,8}' (JSON arrays keep no bounds: it arrives as [7,8])",
+)
+_JSON_NUL = (
+    r"to_json({raw})::text ~ '(^|[^\\])(\\\\)*\\u0000'",
+    r"\u0000 in JSON strings (JSON travels as jsonb, which has no \u0000)",
 )
 
 
@@ -98,8 +109,8 @@ def _expr(column: Column) -> str:
 
 def _aggregates(column: Column, dialect: str) -> list[str]:
     """count, [min, max], [count distinct], [rows breaking each limit] for one column."""
-    e = _expr(column)
-    out = [f"count({e})"]
+    e, raw = _expr(column), quote("postgres", column.name)
+    out = [f"count({raw})"]  # not the cast: a json value jsonb rejects would fail the scan
     if column.canonical in _RANGED and not column.mapping.cast:
         # Python holds years 1…9999 only; values beyond are reported as problems, not ranged.
         python_range = _PYTHON_RANGE.get(column.canonical)
@@ -109,7 +120,7 @@ def _aggregates(column: Column, dialect: str) -> list[str]:
         out += [f"min({e}){held}", f"max({e}){held}"]
     if _small_set_candidate(column):
         out.append(f"count(DISTINCT {e})")
-    out += [f"count(*) FILTER (WHERE {cond.format(c=e)})" for cond, _ in _limits(column, dialect)]
+    out += [f"count(*) FILTER (WHERE {cond.format(c=e, raw=raw)})" for cond, _ in _limits(column, dialect)]
     return out
 
 
@@ -130,6 +141,8 @@ def _limits(column: Column, dialect: str) -> list[tuple[str, str]]:
         return [_DECIMAL_SPECIAL, wide]
     if canonical in _TIME_LIMITS:
         return [_TIME_LIMITS[canonical]]
+    if canonical is C.JSON and column.mapping.cast:  # json, arrays, composites: jsonb has no \u0000
+        return ([_ARRAY_BOUNDS] if column.mapping.cast == ARRAY_CAST else []) + [_JSON_NUL]
     return []
 
 

@@ -13,6 +13,7 @@ from liftshift.connectors.postgres import PostgresSource
 from liftshift.errors import ConnectError, PlanError
 from liftshift.inventory import AccessError
 from liftshift.ledger import Ledger
+from liftshift.profile import profile
 from liftshift.types import Verdict
 from liftshift.waves import Edge, plan_waves
 from tests.conftest import REPO, bigquery_url, new_database, write_plan
@@ -274,6 +275,60 @@ def test_duckdb_rounds_decimals_it_accepts_but_cannot_take_wide_ones_or_infinity
     assert problems == {("d", 2, "dates"), ("amount", 1, "NaN"), ("t", 1, "the"), ("big", 2, "values")}
     verdicts = {c.column: c.verdict for c in report.columns}
     assert verdicts["amount"] is Verdict.LOSSY
+
+
+_ARRAYS = """
+CREATE DOMAIN ints AS int[];
+CREATE TABLE arrays (id int PRIMARY KEY, flat int[], grid text[], named ints);
+INSERT INTO arrays VALUES
+  (1, '[0:1]={7,8}', '{{a,b},{c,d}}', '{1}'),
+  (2, '{1,2}', '[1:1][2:3]={{x,y}}', '[-1:0]={1,2}'),
+  (3, '[2:2]={9}', '{}', NULL),
+  (4, NULL, '[1:2][1:1]={{p},{q}}', '{}');
+"""
+
+
+def test_arrays_indexed_from_other_than_1_are_value_problems_for_every_target(pg_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(_ARRAYS)
+    source = PostgresSource(pg_url)
+    try:
+        (table,) = source.catalog()
+        for dialect in ("bigquery", "duckdb", "postgres"):  # every bound of every dimension counts
+            profiled = profile(source.conn, source.relation(table), table, dialect)
+            found = {column: rows for column, (_, rows) in profiled.problems.items()}
+            assert found == {"flat": 2, "grid": 1, "named": 1}, dialect
+    finally:
+        source.close()
+    plan = write_plan(tmp_path, pg_url, "duckdb:///arrays.duckdb", assess={"sample_rows": 10})
+    reasons = lifecycle.run_stage("assess", plan).report.gate.reasons
+    assert reasons[0] == (
+        "arrays.flat: 2 rows hold arrays indexed from other than 1, like '[0:1]={7,8}' (JSON arrays keep "
+        "no bounds: it arrives as [7,8]), which the target cannot hold; correct those rows in the source, "
+        "or leave the table out of the plan's tables"
+    )
+    with pytest.raises(PlanError, match="latest assessment of plan .* failed its gate"):
+        lifecycle.run_stage("transfer", plan, wave=1)
+
+
+def test_json_holding_nul_is_a_value_problem_and_the_rest_is_profiled(pg_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # an escaped backslash before u0000 is no NUL
+        conn.execute(r"""CREATE TABLE notes (id int PRIMARY KEY, body json, bodies json[], n int, b jsonb);
+            INSERT INTO notes VALUES (1, '{"a": "x\u0000y"}', '{}', 5, '{"a": "\\u0000"}'),
+              (2, '{"a": "\\u0000"}', ARRAY['"\u0000"'::json], 7, '{}'), (3, '"\\\u0000"', NULL, 6, NULL)""")
+    plan = write_plan(tmp_path, pg_url, "duckdb:///notes.duckdb", assess={"sample_rows": 10},
+                      accept=["notes.*"])  # fmt: skip
+    report = lifecycle.run_stage("assess", plan).report
+    assert {(p.column, p.rows) for p in report.value_problems} == {("body", 2), ("bodies", 1)}
+    assert report.gate.reasons[0] == (
+        r"notes.body: 2 rows hold \u0000 in JSON strings (JSON travels as jsonb, which has no \u0000), "
+        "which the target cannot hold; correct those rows in the source, or leave the table out of the "
+        "plan's tables"
+    )
+    suite = json.loads((plan.expectations_dir() / "notes.json").read_text())
+    ranges = {e["kwargs"]["column"]: e["kwargs"] for e in suite["expectations"]
+              if e["type"] == "expect_column_values_to_be_between"}  # fmt: skip
+    assert (ranges["n"]["min_value"], ranges["n"]["max_value"]) == (5, 7)
 
 
 def test_an_assessment_for_duckdb_shows_no_bigquery_costs_or_design(pg_url, tmp_path):
