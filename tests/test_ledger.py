@@ -50,6 +50,12 @@ def test_an_unreachable_postgresql_target_says_to_check_the_target(tmp_path):
     assert "hunter2" not in str(err.value)
 
 
+def test_a_bigquery_endpoint_nothing_listens_at_is_one_line_at_once(tmp_path):
+    # Before: the client retried for a minute, then said "Timeout of 60.0s exceeded" over several lines.
+    with pytest.raises(ConnectError, match=r"reach the BigQuery endpoint http://127.0.0.1:1: .* endpoint="):
+        TARGETS["bigquery"]("bigquery://p/d?endpoint=http://127.0.0.1:1", tmp_path / ".liftshift")
+
+
 def test_bigquery_without_google_credentials_says_how_to_get_them(monkeypatch, tmp_path):
     # The real client's own lookup of credentials, pointed at a key file that does not exist.
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing-key.json"))
