@@ -248,6 +248,6 @@ def _explain(exc: ValidationError, origin: str) -> str:
             lines.append(f"key '{key}' is not a plan setting; remove or correct it")
         elif err["type"] == "missing":
             lines.append(f"key '{key}' is required")
-        else:
-            lines.append(f"key '{key}': {err['msg']}")
+        else:  # our validators' messages, without pydantic's "Value error, " before them
+            lines.append(f"key '{key}': {err['msg'].removeprefix('Value error, ')}")
     return f"{origin}: " + "; ".join(lines)

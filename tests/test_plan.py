@@ -48,7 +48,7 @@ def test_unknown_key_is_named(tmp_path, monkeypatch):
 
 def test_bad_target_scheme_says_what_is_allowed(tmp_path, monkeypatch):
     monkeypatch.setenv("PGPASS", "x")
-    with pytest.raises(PlanError, match="key 'target.url'.*bigquery://PROJECT/DATASET"):
+    with pytest.raises(PlanError, match="key 'target.url': must be one of .*bigquery://PROJECT/DATASET"):
         load_plan(write(tmp_path, GOOD.replace("bigquery://proj/ds", "snowflake://x")))
 
 
