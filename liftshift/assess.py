@@ -116,15 +116,11 @@ def _movable(column: Column, dialect: str) -> bool:
 def _column(plan: Plan, table: Table, name: str, default: str | None, dialect: str) -> ColumnAssessment:
     column = table.column(name)
     mapped = target_mapping(column.mapping, dialect)
-    accepted = mapped.verdict is Verdict.LOSSY and _accepted(plan, table.name, name)
+    accepted = mapped.verdict is Verdict.LOSSY and plan.accepts(table.name, name)
     return ColumnAssessment(
         table=table.name, column=name, source_type=column.source_type, nullable=column.nullable,
         default=default, target_type=mapped.type, verdict=mapped.verdict, note=mapped.note, accepted=accepted,
     )  # fmt: skip
-
-
-def _accepted(plan: Plan, table: str, column: str) -> bool:
-    return any(fnmatch.fnmatchcase(f"{table}.{column}", pattern) for pattern in plan.accept)
 
 
 def _edges(found: list[_Assessed]) -> list[Edge]:

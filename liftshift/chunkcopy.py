@@ -18,7 +18,7 @@ from distributed import Client, Future
 from liftshift.assembly import destination
 from liftshift.chunking import describe, from_record
 from liftshift.connectors.base import Table, Target
-from liftshift.extract import extract_chunk, load_fingerprint, native_proof
+from liftshift.extract import extract_chunk, load_fingerprint, plan_proof
 from liftshift.ledger import ChunkRecord, Ledger
 from liftshift.plan import Plan
 from liftshift.redact import redact
@@ -54,7 +54,7 @@ class ChunkCopy:
     ) -> None:  # fmt: skip
         self.plan, self.ledger, self.client, self.table = plan, ledger, client, table
         self.snapshot_id, self.writers, self.in_parts = snapshot_id, writers, in_parts
-        self.native = native_proof(writers[0].dialect, plan.transfer.verify, table)
+        self.native = plan_proof(plan, table, writers[0].dialect)
         self.events: queue.Queue[tuple[str, ChunkRecord, Any]] = queue.Queue()
         self.free: queue.Queue[Target] = queue.Queue()
         for writer in writers:

@@ -19,30 +19,42 @@ import duckdb
 import pyarrow as pa
 
 from liftshift import fingerprint as fp
-from liftshift.connectors.base import Chunk, Fingerprint, KeyRange, Table, Target
+from liftshift.connectors.base import Chunk, Column, Fingerprint, KeyRange, Table, Target
 from liftshift.connectors.duckdb import DuckDBTarget, native_fingerprint_sql, readable
 from liftshift.connectors.postgres import PostgresSource, read_binary
 from liftshift.pgread import binary_copy_ready
+from liftshift.plan import Plan
+from liftshift.schema import accepted_lossy
 from liftshift.types import Verdict, target_mapping
 
 VERIFY = ("extract", "source")
 _THREAD = threading.local()
 
 
-def native_proof(target_dialect: str, verify: str, table: Table) -> bool:
+def native_proof(
+    target_dialect: str, verify: str, table: Table, accepted: frozenset[str] = frozenset()
+) -> bool:
     """Whether a table's chunks are proved by DuckDB's own row hash: into DuckDB, checksummed at
-    extract, and every column held there as it is read. Both sides hash the values cast to the
-    target's types, so a lossy cast (a numeric rounded to 10 places) would look alike on both;
-    the canonical hash compares the values read with the values stored, and sees it."""
+    extract, and every column held there as it is read, or lossily where the plan accepts it
+    (accepted: column names). Both sides hash the values cast to the target's types, so a lossy
+    cast (a numeric rounded to 10 places) looks alike on both: what an accepted column should
+    prove. Otherwise the canonical hash compares the values read with the values stored, and
+    fails the chunk on it."""
+    def held(column: Column) -> bool:
+        exact = target_mapping(column.mapping, "duckdb").verdict in (Verdict.EXACT, Verdict.WIDENED)
+        return exact and not isinstance(column.arrow_type(), pa.Decimal256Type)
+
     return (
         target_dialect == "duckdb"
         and verify == "extract"
-        and all(
-            target_mapping(c.mapping, "duckdb").verdict in (Verdict.EXACT, Verdict.WIDENED)
-            and not isinstance(c.arrow_type(), pa.Decimal256Type)
-            for c in table.columns
-        )
+        and all(c.name in accepted or held(c) for c in table.columns)
     )
+
+
+def plan_proof(plan: Plan, table: Table, target_dialect: str) -> bool:
+    """native_proof for a table of the plan: its verify setting, its accepted lossy columns."""
+    accepted = accepted_lossy(plan, table, target_dialect)
+    return native_proof(target_dialect, plan.transfer.verify, table, accepted)
 
 
 def arrow_fingerprint(table: Table, data: pa.Table, native: bool = False, target: str = "") -> Fingerprint:

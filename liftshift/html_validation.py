@@ -34,12 +34,12 @@ def _tables(tables: Sequence[TableValidation]) -> str:
         [
             escape(t.table), _verdict(t.passed), f"{t.source_rows:,}", f"{t.target_rows:,}",
             f"{t.differing_buckets:,}", escape(t.source_checksum), escape(t.target_checksum),
-            escape("; ".join(t.schema_issues)),
+            escape("; ".join(t.schema_issues)), escape(", ".join(t.accepted_lossy)),
         ]
         for t in tables
     ]  # fmt: skip
     headers = ("Table", "Rows", "Source rows", "Target rows", "Differing buckets", "Source checksum",
-               "Target checksum", "Schema")  # fmt: skip
+               "Target checksum", "Schema", "Accepted lossy (values not compared)")  # fmt: skip
     return html_table(headers, rows, numeric=[2, 3, 4])
 
 

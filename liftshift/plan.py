@@ -1,5 +1,6 @@
 """The plan file: what to migrate, where to, and the gates between stages."""
 
+import fnmatch
 import os
 import re
 import urllib.parse
@@ -156,6 +157,10 @@ class Plan(_Strict):
             relative = path != self.ledger and path and not path.startswith("/")
             return f"sqlite:///{self.base_dir / path}" if relative else self.ledger
         return f"sqlite:///{self.state_dir() / (self.name + '.db')}"
+
+    def accepts(self, table: str, column: str) -> bool:
+        """Whether a pattern of accept: matches table.column (a lossy column the user accepts)."""
+        return any(fnmatch.fnmatchcase(f"{table}.{column}", pattern) for pattern in self.accept)
 
     def state_dir(self) -> Path:
         """The folder beside the plan where liftshift keeps its own files."""

@@ -1,6 +1,8 @@
 """Schema parity: how the target's columns differ from the source's, as the transfer maps them."""
 
 from liftshift.connectors.base import Column, Table, Target, TargetColumn
+from liftshift.plan import Plan
+from liftshift.types import Verdict, target_mapping
 
 
 def schema_issues(table: Table, target: Target, found: list[TargetColumn]) -> list[str]:
@@ -24,3 +26,12 @@ def schema_issues(table: Table, target: Target, found: list[TargetColumn]) -> li
 def same_type(target: Target, column: Column, found: TargetColumn) -> bool:
     """Whether the target holds a column as the transfer maps it."""
     return found.type.upper() == target.expected_type(column).upper()
+
+
+def accepted_lossy(plan: Plan, table: Table, dialect: str) -> frozenset[str]:
+    """The table's columns the target holds lossily (rounded, reprinted) and the plan accepts as such."""
+    return frozenset(
+        c.name
+        for c in table.columns
+        if target_mapping(c.mapping, dialect).verdict is Verdict.LOSSY and plan.accepts(table.name, c.name)
+    )

@@ -25,7 +25,7 @@ from liftshift.errors import (
     SourceReadError,
     UnsupportedTypeError,
 )
-from liftshift.extract import native_proof
+from liftshift.extract import plan_proof
 from liftshift.ledger import ChunkRecord, Ledger, StoredReport
 from liftshift.names import merged_tables
 from liftshift.plan import Plan
@@ -326,7 +326,7 @@ def _assemble(plan: Plan, ledger: Ledger, target: Target, table: Table) -> list[
     """Assemble a table landed in parts; if it does not hold their rows, every chunk moves again."""
     records = ledger.chunk_records(plan.name, table.name)
     try:
-        error = assemble(target, table, records, native_proof(target.dialect, plan.transfer.verify, table))
+        error = assemble(target, table, records, plan_proof(plan, table, target.dialect))
     except Exception as exc:  # noqa: BLE001 - the table fails alone, with the engine's message
         # Its chunks stay done: their parts are kept, and a rerun assembles again (or moves lost ones).
         failure = f"assembling it from its parts failed: {type(exc).__name__}: {exc}; rerun the transfer"

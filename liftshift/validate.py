@@ -21,7 +21,7 @@ from liftshift.plan import Plan
 from liftshift.quality import ExpectationOutcome
 from liftshift.redact import redact
 from liftshift.report import GateResult, StageReport
-from liftshift.schema import same_type, schema_issues
+from liftshift.schema import accepted_lossy, same_type, schema_issues
 
 
 class TableValidation(BaseModel):
@@ -38,6 +38,7 @@ class TableValidation(BaseModel):
     target_checksum: str
     differing_buckets: int = 0  # of about 4,096 (liftshift.diff)
     complete: bool = True  # every differing row was read (not only a sample of the buckets)
+    accepted_lossy: list[str] = []  # columns the plan accepts as lossy: their values are not compared
 
 
 class ValidateReport(StageReport):
@@ -77,16 +78,21 @@ class ValidateReport(StageReport):
 
 
 def compare_table(
-    table: Table, source: Source, target: Target, tolerance: float = 1e-9
+    table: Table, source: Source, target: Target, tolerance: float = 1e-9,
+    accepted: frozenset[str] = frozenset(),
 ) -> tuple[TableValidation, list[RowDifference], list[AggregateDifference]]:
-    """Compare one table: schema, then counts and checksums per bucket on both sides at once."""
+    """Compare one table: schema, then counts and checksums per bucket on both sides at once. Columns
+    the plan accepts as lossy (accepted) are left out of the rows' values: the target changed them."""
     found_columns = target.columns(table)
     issues = schema_issues(table, target, found_columns)
     if "table is missing in the target" in issues:
         return _verdict(table, issues, source.fingerprint(table, None), Fingerprint(0, 0), 0), [], []
     # A column missing or retyped on one side is a schema issue already; rows compare on the rest.
     present = {c.name: c for c in found_columns}
-    alike = tuple(c for c in table.columns if c.name in present and same_type(target, c, present[c.name]))
+    alike = tuple(
+        c for c in table.columns
+        if c.name in present and same_type(target, c, present[c.name]) and c.name not in accepted
+    )  # fmt: skip
     shared = replace(table, columns=alike)
     stored = target.stored(shared) if isinstance(target, PostgresTarget) else shared
     try:
@@ -101,6 +107,7 @@ def compare_table(
         failed = [*issues, f"could not compare the rows ({type(exc).__name__}: {reason})"]
         return _verdict(table, failed, Fingerprint(0, 0), Fingerprint(0, 0), 0, False), [], []
     line = _verdict(table, issues, found.source, found.target, found.buckets, found.complete)
+    line = line.model_copy(update={"accepted_lossy": sorted(accepted & present.keys())})
     return line, found.rows, found.aggregates
 
 
@@ -166,7 +173,8 @@ def run(plan: Plan, ledger: Ledger) -> ValidateReport:
     with opened(plan) as (source, target):
         tables = source.catalog(plan.tables)
         tolerance = plan.validate_.float_tolerance
-        compared = [compare_table(t, source, target, tolerance) for t in tables]
+        lossy = {t.name: accepted_lossy(plan, t, target.dialect) for t in tables}
+        compared = [compare_table(t, source, target, tolerance, lossy[t.name]) for t in tables]
         lines = [line for line, _, _ in compared]
         present = [t for t, line in zip(tables, lines, strict=True) if line.target_rows or line.passed]
         outcomes = expectations(plan.expectations_dir(), present, source, target)
