@@ -1,5 +1,6 @@
 """BigQuery as a target, through google-cloud-bigquery: Parquet load jobs, queries, fingerprints."""
 
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +45,19 @@ def parse_url(url: str) -> tuple[str, str, str | None]:
     return parsed.netloc, dataset, endpoint
 
 
+def _refuse_unreachable(endpoint: str) -> None:
+    """Fail at once when nothing listens at an endpoint: the client would retry for a minute first."""
+    parsed = urlparse(endpoint)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname or "localhost", port), timeout=10).close()
+    except OSError as exc:
+        raise ConnectError(
+            f"cannot reach the BigQuery endpoint {endpoint}: {exc.strerror or exc}; check endpoint= in "
+            "target.url and that the endpoint is running"
+        ) from None
+
+
 class BigQueryTarget:
     """A BigQuery dataset liftshift writes into (real, or a local endpoint)."""
 
@@ -63,6 +77,7 @@ class BigQueryTarget:
         self.project = project
         self.dataset = dataset
         if endpoint:
+            _refuse_unreachable(endpoint)
             self.client = bigquery.Client(
                 project=project,
                 credentials=AnonymousCredentials(),
@@ -79,9 +94,9 @@ class BigQueryTarget:
         try:
             self.client.create_dataset(dataset, exists_ok=True, timeout=30, retry=_RETRY)
         except (gexc.GoogleAPIError, OSError) as exc:
-            where = endpoint or "BigQuery"
+            where, reason = endpoint or "BigQuery", (str(exc).strip().splitlines() or [repr(exc)])[0]
             raise ConnectError(
-                f"cannot reach dataset {project}.{dataset} at {where}: {exc}; check target.url "
+                f"cannot reach dataset {project}.{dataset} at {where}: {reason}; check target.url "
                 "and credentials (gcloud auth application-default login)"
             ) from None
         self.files = LoadFiles(self.client, _RETRY, stage)
