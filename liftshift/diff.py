@@ -33,6 +33,7 @@ DRILL_ROWS = 200_000  # rows whose key and hash are read from the differing buck
 # (liftshift.intbuckets) can hold every row beyond the source's keys.
 MAX_BUCKET_ROWS = 10 * DRILL_ROWS
 MAX_ROWS_REPORTED = 50
+_CONTEXT_CHARS = 20  # characters shown before the first that differs, where values print alike
 _HEX = re.compile(r"[0-9a-f]{32}")
 
 Query = Callable[[str], pa.Table]
@@ -249,10 +250,25 @@ def _rows_by_key(rows: pa.Table) -> dict[Any, dict[str, Any]]:
 
 def _changed_columns(table: Table, ours: dict[str, Any], theirs: dict[str, Any]) -> list[ColumnDifference]:
     return [
-        ColumnDifference(column=c.name, source=shown(ours[f"c{i}"]), target=shown(theirs[f"c{i}"]))
+        _difference(c.name, i, ours, theirs)
         for i, c in enumerate(table.columns)
         if ours[f"t{i}"] != theirs[f"t{i}"]
     ]
+
+
+def _difference(column: str, i: int, ours: dict[str, Any], theirs: dict[str, Any]) -> ColumnDifference:
+    """Column i of a changed row both ways, as the report shows it: where the values would print alike,
+    the canonical texts that were hashed, from shortly before where they part."""
+    source, target = shown(ours[f"c{i}"]), shown(theirs[f"c{i}"])
+    if source == target:
+        # JSON a target returns as loaded yet hashes re-printed (the local BigQuery endpoint: 2.50 as
+        # 2.5), or a difference past the cut of a long value. Neither is NULL: each text starts with '1'.
+        a, b = ours[f"t{i}"][1:], theirs[f"t{i}"][1:]
+        parted = next((n for n, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+        start = max(0, parted - _CONTEXT_CHARS)
+        lead = "…" if start else ""
+        source, target = shown(lead + a[start:]), shown(lead + b[start:])
+    return ColumnDifference(column=column, source=source, target=target)
 
 
 def _key(table: Table, row: dict[str, Any]) -> dict[str, str | None]:

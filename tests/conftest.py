@@ -25,11 +25,13 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return start_postgres(tmp_path_factory.mktemp("pg") / "data")
 
 
-def new_database(pg_admin_url: str) -> str:
+def new_database(pg_admin_url: str, encoding: str = "UTF8") -> str:
     """Create an empty database on the session's server; returns its URL."""
     name = f"t_{uuid.uuid4().hex[:10]}"
+    # The server's locale is UTF-8: a database in another encoding needs the C locale.
+    locale = "" if encoding == "UTF8" else " LC_COLLATE 'C' LC_CTYPE 'C'"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0")
+        conn.execute(f"CREATE DATABASE {name} ENCODING '{encoding}'{locale} TEMPLATE template0")
     return pg_admin_url.replace("/legacy?", f"/{name}?", 1)
 
 

@@ -1,5 +1,6 @@
 """Canonical text, engine by engine: a float's or a timestamp's text is its exact binary form in all three."""
 
+import hashlib
 import math
 import random
 import struct
@@ -12,8 +13,9 @@ import pytest
 
 from liftshift import fingerprint as fp
 from liftshift.connectors.bigquery import BigQueryTarget
+from liftshift.connectors.postgres import PostgresSource
 from liftshift.types import Canonical as C
-from tests.conftest import BQ_PROJECT
+from tests.conftest import BQ_PROJECT, new_database
 
 Y2K = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -110,3 +112,21 @@ def test_timestamps_are_the_hex_of_microseconds_since_2000(
     assert in_duckdb(fp._RULES["duckdb"][kind], zoned, duck_type) == expected  # type: ignore[arg-type]
     literals = [f"{bq_type} '{t}'" for t in texts]
     assert in_bigquery(bigquery, fp._RULES["bigquery"][kind], literals) == expected
+
+
+@pytest.mark.parametrize("encoding", ["UTF8", "LATIN1"])
+def test_postgresql_hashes_a_row_s_utf8_text_whatever_the_database_encoding(pg_admin_url, encoding):
+    # DuckDB and BigQuery hash UTF-8; PostgreSQL's md5(text) would hash LATIN1's bytes ('é' one byte).
+    url = new_database(pg_admin_url, encoding)
+    words = ["café", "naïve ÿ½ Æ", "plain"]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE w (id int, t text)")
+        conn.execute("INSERT INTO w SELECT i, t FROM unnest(%s::text[]) WITH ORDINALITY AS u(t, i)", [words])
+    source = PostgresSource(url)
+    try:
+        (table,) = source.catalog(["w"])
+        hashes = source.query(f"SELECT {fp.row_hash('postgres', table.columns)} AS h FROM w ORDER BY id")
+    finally:
+        source.close()
+    expected = [hashlib.md5(f"1{i}|1{w}".encode()).hexdigest() for i, w in enumerate(words, 1)]
+    assert hashes.column("h").to_pylist() == expected

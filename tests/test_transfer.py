@@ -446,3 +446,38 @@ def test_a_database_without_standard_conforming_strings_reads_and_proves_backsla
     assert moved.gate.passed and moved.rows == 20000, moved.gate.reasons
     validated = lifecycle.run_stage("validate", plan).report
     assert validated.gate.passed, validated.gate.reasons
+
+
+WORDS = """
+CREATE TABLE words (w text PRIMARY KEY, note varchar(20), doc jsonb);
+INSERT INTO words SELECT (ARRAY['café', 'naïve', 'Æsir', 'ÿ½', 'plain'])[1 + g % 5] || g, 'crème brûlée',
+  '{"à": "ÿ"}' FROM generate_series(1, 300) g;
+"""
+
+
+@pytest.mark.parametrize("verify", ["extract", "source"])
+@pytest.mark.parametrize("kind", ["duckdb", "postgres", "bigquery"])
+def test_a_latin1_database_s_text_arrives_exact_and_validates(
+    pg_admin_url, bq_endpoint, tmp_path, kind, verify
+):
+    # PostgreSQL hashes and sends text in the database's encoding unless told otherwise: a chunk's
+    # checksum in PostgreSQL (verify: source) and validate's would hash LATIN1, the targets UTF-8.
+    url = new_database(pg_admin_url, "LATIN1")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(WORDS)
+        expected = sorted(conn.execute("SELECT w, note, doc::text FROM words").fetchall())
+    target_url = _target_url(kind, tmp_path, bq_endpoint, pg_admin_url)
+    plan = write_plan(tmp_path, url, target_url, transfer={"chunk_rows": 100, "verify": verify})
+    moved = lifecycle.run_stage("transfer", plan).report
+    assert moved.gate.passed and moved.rows == 300, moved.gate.reasons
+    validated = lifecycle.run_stage("validate", plan).report
+    assert validated.gate.passed, validated.gate.reasons
+    source, target = PostgresSource(url), open_target(plan)
+    try:
+        (table,) = source.catalog(["words"])
+        landed = target.query(f"SELECT w, note, doc FROM {target.relation(table)}").to_pylist()
+    finally:
+        source.close()
+        target.close()
+    compact = [(w, note, doc.replace(" ", "")) for w, note, doc in expected]  # BigQuery's JSON is compact
+    assert sorted((r["w"], r["note"], r["doc"].replace(" ", "")) for r in landed) == compact

@@ -244,3 +244,31 @@ def test_a_retyped_column_is_a_schema_issue_and_the_other_columns_still_compare(
         target.close()
     assert line.schema_issues == ["column i4 is BIGINT in the target, expected INTEGER"]
     assert [(r.key, [c.column for c in r.columns]) for r in rows] == [({"id": "3"}, ["t"])]
+
+
+ALIKE = """
+CREATE TABLE alike (id int PRIMARY KEY, j jsonb, t text);
+INSERT INTO alike VALUES (1, '{"n": 2.50}', 'a'), (2, '{}', repeat('x', 300));
+"""
+
+
+def test_values_that_print_alike_show_their_canonical_texts_from_where_they_part(
+    source, bq_endpoint, tmp_path
+):
+    # The local BigQuery endpoint returns JSON as loaded but hashes it re-printed (2.50 as 2.5); a long
+    # value is cut short in a report, so a change past the cut would print alike too.
+    with psycopg.connect(source.url, autocommit=True) as conn:
+        conn.execute(ALIKE)
+
+    def past_the_cut(value: str, _: pa.DataType) -> str:
+        return value[:250] + "y" + value[251:]
+
+    target = TARGETS["bigquery"](bigquery_url(bq_endpoint), tmp_path / ".liftshift")
+    try:
+        _, rows = land(source, target, "alike", lambda data: plant(data, 1, ["t"], past_the_cut))
+    finally:
+        target.close()
+    assert [r.describe() for r in rows] == [
+        "alike (id='1') changed: j: '{\"n\":2.50}' → '{\"n\":2.5}'",
+        f"alike (id='2') changed: t: '…{'x' * 70}' → '…{'x' * 20}y{'x' * 49}'",
+    ]

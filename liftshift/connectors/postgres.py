@@ -28,9 +28,10 @@ from liftshift.xids import written_since_sql
 # IntervalStyle: intervals travel and are hashed as ISO 8601 text, which BigQuery can CAST.
 # standard_conforming_strings: liftshift's literals (key bounds, patterns) double quotes only; a server
 # set off would read their backslashes as escapes, and a chunk would select another key range.
+# client_encoding: text arrives in UTF-8, which binary COPY is parsed as, whatever the database's encoding.
 _SESSION = (
     "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 1; "
-    "SET IntervalStyle = 'iso_8601'; SET standard_conforming_strings = on"
+    "SET IntervalStyle = 'iso_8601'; SET standard_conforming_strings = on; SET client_encoding = 'UTF8'"
 )
 
 # A table's heaps: the table itself, or a partitioned table's leaf partitions (its own size is 0).
@@ -383,7 +384,6 @@ class PostgresSource:
     def read_keys(self, table: Table, keys: pa.Table) -> pa.Table:
         """The rows whose key columns equal a row of keys, as read_table reads them."""
         return self._copy(table, f"WHERE {_key_match(self.conn, table, keys, 'source')}")
-
 
 
 def _key_match(conn: psycopg.Connection[Any], table: Table, keys: pa.Table, side: str) -> str:
