@@ -57,11 +57,17 @@ def run(plan: Plan, ledger: Ledger) -> AssessReport:
         with inventory.readable(f"the catalog of schema {source.schema}", _user(source)):
             views = inventory.views(source.conn, source.schema)
             sequences = inventory.sequences(source.conn, source.schema)
+            columnless = inventory.columnless(source.conn, source.schema, plan.tables)
+    left_out = [
+        f"{name}: has no columns, so it is left out (a target table needs one); give it a column in the "
+        "source to move it"
+        for name in columnless
+    ]
     waves = plan_waves(
         {f.line.table: f.line.total_bytes for f in found}, _edges(found), plan.assess.max_wave_bytes
     )
     draft = _report(plan, target.dialect, found, waves, started, time.perf_counter() - t0)
-    report = draft.model_copy(update={"views": views, "sequences": sequences})
+    report = draft.model_copy(update={"views": views, "sequences": sequences, "left_out": left_out})
     return report.model_copy(update={"gate": gate(report)})
 
 

@@ -135,6 +135,7 @@ class AssessReport(StageReport):
     cycles: list[str] = []
     views: list[ViewInfo] = []
     sequences: list[SequenceInfo] = []
+    left_out: list[str] = []  # tables of the plan no target can hold, and why
     suites_written: list[str] = []
     suites_kept: list[str] = []
     unused_accepts: list[str] = []
@@ -158,6 +159,8 @@ class AssessReport(StageReport):
             for w in self.waves
         ]
         out += [f"- {c}" for c in self.cycles]
+        if self.left_out:
+            out += ["", "## Left out", "", *[f"- {line}" for line in self.left_out]]
         decided = [c for c in self.columns if c.verdict in (Verdict.LOSSY, Verdict.BLOCKER)]
         names = [n for t in self.tables for n in t.names]
         if decided or self.value_problems or names:

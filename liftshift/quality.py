@@ -6,12 +6,13 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import great_expectations as gx
 import pandas as pd
+import pyarrow as pa
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.dialects.postgresql.base import ischema_names
@@ -74,7 +75,7 @@ def load_suite(folder: Path, table: str) -> gx.ExpectationSuite | None:
     return _build(raw, name=table)
 
 
-def _build(raw: list[dict[str, Any]], name: str = "check") -> gx.ExpectationSuite | None:
+def _build(raw: list[Any], name: str = "check") -> gx.ExpectationSuite | None:
     with _CONTEXT_LOCK, _quiet("great_expectations"):
         suite = gx.ExpectationSuite(name=name, expectations=raw)
     return suite if len(suite.expectations) == len(raw) else None
@@ -101,14 +102,16 @@ class SideChecks:
 
     def check(self, table: Table, suite: gx.ExpectationSuite) -> list[ExpectationOutcome]:
         """Run a table's suite on this side."""
-        return run_suite(self.side, self._batch(table, suite), table, suite)
-
-    def _batch(self, table: Table, suite: gx.ExpectationSuite) -> Any:
-        """The whole table as a GX batch."""
         engine = self.engine
         if engine.dialect == "duckdb":  # GX's DuckDB datasource is broken (GX issue #11579): pandas
-            frame = engine.conn.execute(f"SELECT * FROM {engine.relation(table)}").df()
-            return pandas_batch(self._datasource(), table.name, frame, suite)
+            frame = arrow_frame(engine.conn.sql(f"SELECT * FROM {engine.relation(table)}").to_arrow_table())
+            batch = pandas_batch(self._datasource(), table.name, frame)
+            return run_suite(self.side, batch, table, pandas_suite(suite, frame))
+        return run_suite(self.side, self._batch(table), table, suite)
+
+    def _batch(self, table: Table) -> Any:
+        """The whole table as a GX batch of a SQL datasource."""
+        engine = self.engine
         if engine.dialect == "postgres":
             _name_types_for_sqlalchemy(table)
         quoted = fp.quote("postgres", table.name) if engine.dialect == "postgres" else table.name
@@ -171,17 +174,24 @@ def _outcome(side: str, table: str, r: Any) -> ExpectationOutcome:
     found = r.result or {}
     error = _exception(r.exception_info)
     if error is not None:
-        observed = "could not run: " + redact(error)[:300]
+        observed = "could not run: " + redact((error.strip().splitlines() or [""])[0])[:300]
     elif found.get("unexpected_count") is not None:
         observed = f"{found['unexpected_count']:,} rows unexpected"
     else:
         observed = str(found.get("observed_value", ""))
-    sample = [str(v) for v in (found.get("partial_unexpected_list") or [])[:MAX_SAMPLE]]
+    sample = [_text(v) for v in (found.get("partial_unexpected_list") or [])[:MAX_SAMPLE]]
     return ExpectationOutcome(
         table=table, side=side, expectation=config.type, column=config.kwargs.get("column"),
         severity=(config.meta or {}).get("severity", "error"), passed=bool(r.success),
         observed=observed, sample=sample,
     )  # fmt: skip
+
+
+def _text(value: Any) -> str:
+    """A value as text; a Timestamp beyond Python's years 1…9999 as numpy writes it (in UTC)."""
+    if isinstance(value, pd.Timestamp) and not 1 <= value.year <= 9999:
+        return f"{value.to_datetime64()}{'+00:00' if value.tzinfo else ''}"
+    return str(value)
 
 
 def _exception(info: Any) -> str | None:
@@ -202,19 +212,44 @@ def context() -> Any:
     return ctx
 
 
-def pandas_batch(source: Any, name: str, frame: pd.DataFrame, suite: gx.ExpectationSuite) -> Any:
-    """A pandas batch; DATE columns compared with date bounds are given as dates.
+def arrow_frame(data: pa.Table) -> pd.DataFrame:
+    """A pandas frame holding the values as the target does.
 
-    GX turns ISO text bounds into date objects, which pandas cannot compare with datetime64.
+    Arrow-backed columns keep a NULL apart from NaN (numpy floats hold both as NaN, which GX counts
+    as null) and decimals exact; dates and timestamps become datetime64, which holds years Python's
+    date and datetime cannot (before 1, after 9999).
     """
-    for expectation in suite.expectations:
-        column = getattr(expectation, "column", None)
-        bounds = [getattr(expectation, b, None) for b in ("min_value", "max_value")]
-        is_date = any(isinstance(b, date) and not isinstance(b, datetime) for b in bounds)
-        if is_date and column in frame.columns and pd.api.types.is_datetime64_any_dtype(frame[column]):
-            frame[column] = frame[column].dt.date
+    return data.to_pandas(types_mapper=_arrow_backed, date_as_object=False)
+
+
+def _arrow_backed(kind: pa.DataType) -> pd.ArrowDtype | None:
+    return None if pa.types.is_date(kind) or pa.types.is_timestamp(kind) else pd.ArrowDtype(kind)
+
+
+def pandas_batch(source: Any, name: str, frame: pd.DataFrame) -> Any:
+    """A pandas batch of the whole frame."""
     asset = source.add_dataframe_asset(name)
     return asset.add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": frame})
+
+
+def pandas_suite(suite: gx.ExpectationSuite, frame: pd.DataFrame) -> gx.ExpectationSuite:
+    """The suite with date and datetime bounds on datetime64 columns given as pandas Timestamps.
+
+    GX turns ISO text bounds into dates and datetimes; a Timestamp beyond Python's years compares
+    with neither, and pandas compares no Timestamp with a date, but Timestamps with each other.
+    """
+    expectations = []
+    for expectation in suite.expectations:
+        column = getattr(expectation, "column", None)
+        if column in frame.columns and pd.api.types.is_datetime64_any_dtype(frame[column]):
+            bounds = {
+                name: pd.Timestamp(bound)
+                for name in ("min_value", "max_value")
+                if isinstance(bound := getattr(expectation, name, None), date)
+            }
+            expectation = expectation.copy(update=bounds)
+        expectations.append(expectation)
+    return _build(expectations, name=suite.name) or suite
 
 
 def failures(outcomes: list[ExpectationOutcome]) -> list[str]:

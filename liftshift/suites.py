@@ -44,11 +44,13 @@ def expectations(table: Table, unique_keys: list[list[str]], profile: TableProfi
             max_value=-(-rows * (100 + ROW_COUNT_SLACK_PERCENT) // 100),
         )
     ]
+    nullable = {c.name for c in table.columns if c.nullable}
     for key in [list(table.primary_key), *unique_keys] if table.primary_key else unique_keys:
         if len(key) == 1:
             out.append(_expect("expect_column_values_to_be_unique", "error", column=key[0]))
-        else:
-            out.append(_expect("expect_compound_columns_to_be_unique", "error", column_list=key))
+        else:  # SQL's UNIQUE lets keys holding a NULL repeat; on pandas GX would take NULLs as equal
+            skip = {"ignore_row_if": "any_value_is_missing"} if nullable & set(key) else {}
+            out.append(_expect("expect_compound_columns_to_be_unique", "error", column_list=key, **skip))
     for column in table.columns:
         found = profile.columns.get(column.name)
         if found is None:
@@ -76,11 +78,24 @@ def _expect(kind: str, severity: str, **kwargs: Any) -> dict[str, Any]:
 
 
 def _json(value: Any, down: bool | None = None) -> Any:
-    """A JSON value for a bound: decimals widen to whole numbers so the bound still holds."""
+    """A JSON value; a numeric bound (down: the lower one) widens so it still holds (see _widened)."""
+    if isinstance(value, Decimal | int) and down is not None:
+        return _widened(value, down)
     if isinstance(value, Decimal):
-        if down is None or value == value.to_integral_value():
-            return int(value) if value == value.to_integral_value() else str(value)
-        return math.floor(value) if down else math.ceil(value)
+        return int(value) if value == value.to_integral_value() else str(value)
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     return value
+
+
+def _widened(value: Decimal | int, down: bool) -> int:
+    """The nearest whole number at or beyond value that a float holds exactly.
+
+    GX reads every numeric bound as a float: rounded, a bound above 2**53 could cut off the very
+    values it was drawn from, wherever they are compared exactly (pandas batches of decimals).
+    """
+    whole = math.floor(value) if down else math.ceil(value)
+    near = float(whole)
+    if (near > whole) if down else (near < whole):
+        near = math.nextafter(near, -math.inf if down else math.inf)
+    return int(near)

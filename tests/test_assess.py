@@ -481,3 +481,21 @@ def test_include_columns_are_not_keys_and_toast_is_measured(pg_url):
         source.close()
     assert table.primary_key == ("id",) and found.unique_keys == [["code"]]
     assert found.toast_bytes > 20 * 6000 and found.heap_bytes < found.toast_bytes
+
+
+def test_a_table_without_columns_is_left_out_and_the_others_move_and_validate(pg_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE empty_cols (); INSERT INTO empty_cols DEFAULT VALUES; "
+                     "CREATE TABLE b (id int PRIMARY KEY); INSERT INTO b VALUES (1)")  # fmt: skip
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", assess={"sample_rows": 10})
+    assessed = lifecycle.run_stage("assess", plan)
+    report = assessed.report
+    assert report.gate.passed and [t.table for t in report.tables] == ["b"]  # type: ignore[attr-defined]
+    line = ("empty_cols: has no columns, so it is left out (a target table needs one); give it a column in "
+            "the source to move it")  # fmt: skip
+    assert report.left_out == [line] and f"- {line}" in assessed.path.read_text()  # type: ignore[attr-defined]
+    moved = lifecycle.run_stage("transfer", plan).report
+    assert moved.gate.passed and [t.table for t in moved.tables] == ["b"]  # type: ignore[attr-defined]
+    validated = lifecycle.run_stage("validate", plan).report
+    assert validated.gate.passed and [t.table for t in validated.tables] == ["b"]  # type: ignore[attr-defined]
+    assert {o.side for o in validated.expectations} == {"source", "target"}  # type: ignore[attr-defined]

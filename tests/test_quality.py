@@ -120,3 +120,86 @@ def test_a_table_with_types_sqlalchemy_does_not_know_is_checked_on_both_sides(pg
     report = lifecycle.run_stage("validate", plan).report
     assert report.gate.passed, report.gate.reasons  # SQLAlchemy reflected point as NullType: GX failed all
     assert len(report.expectations) == 6  # type: ignore[attr-defined]
+
+
+NULLS_AND_NANS = """
+CREATE TABLE "Kunden" (id int PRIMARY KEY, x float8 NOT NULL, y float4, a int, b text, UNIQUE (a, b),
+                       n numeric(30,8) NOT NULL, g int8 NOT NULL);
+INSERT INTO "Kunden" VALUES (1, 'NaN', 'NaN', 1, NULL, 1234567890123456789012.01234567, 9007199254740993),
+  (2, 1.5, 'NaN', 1, NULL, -1234567890123456789012.01234567, -9007199254740993),
+  (3, 2, 1, NULL, 'x', 0, 0), (4, 2, 1, NULL, 'x', 0, 0), (5, 3, 1, NULL, NULL, 0, 0),
+  (6, 3, 1, NULL, NULL, 0, 0), (7, 4, 1, 2, 'y', 0, 0);
+"""
+
+
+def test_a_duckdb_target_is_checked_as_sql_sees_it_nan_is_no_null_and_keys_holding_null_repeat(
+    pg_url, tmp_path
+):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(NULLS_AND_NANS)
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", assess={"sample_rows": 10})
+    assert lifecycle.run_stage("assess", plan).report.gate.passed
+    assert lifecycle.run_stage("transfer", plan).report.gate.passed
+    report = lifecycle.run_stage("validate", plan).report
+    checks = report.expectations  # type: ignore[attr-defined]
+    kinds = {(o.expectation, o.column) for o in checks}
+    assert {
+        ("expect_column_values_to_not_be_null", "x"),
+        ("expect_column_values_to_not_be_null", "y"),
+        ("expect_compound_columns_to_be_unique", None),
+        ("expect_column_values_to_be_between", "n"),
+        ("expect_column_values_to_be_between", "g"),
+    } <= kinds
+    # NaN is a value, keys holding a NULL repeat, and bounds beyond 2**53 hold, on both sides.
+    assert [o.describe() for o in checks if not o.passed] == [] and report.gate.passed
+
+    moved = open_target(plan)
+    moved.query('UPDATE "Kunden" SET y = NULL WHERE id = 2')
+    moved.query("""UPDATE "Kunden" SET a = 2, b = 'y' WHERE id = 3""")
+    moved.close()
+    broken = lifecycle.run_stage("validate", plan).report.expectations  # type: ignore[attr-defined]
+    assert {(o.side, o.expectation, o.column, o.observed) for o in broken if not o.passed} == {
+        ("target", "expect_column_values_to_not_be_null", "y", "1 rows unexpected"),
+        ("target", "expect_compound_columns_to_be_unique", None, "2 rows unexpected"),
+    }
+
+
+BEYOND_PYTHON = """
+CREATE TABLE "Kunden" (id int PRIMARY KEY, d date NOT NULL, t timestamp, tz timestamptz);
+INSERT INTO "Kunden" VALUES (1, '0044-03-15 BC', '0044-03-15 12:00 BC', '12000-01-01 00:00+00'),
+  (2, '12000-01-01', '12000-01-01 01:02:03', '2024-01-01 00:00+00'),
+  (3, '2024-01-01', '2024-01-01', '0001-01-01 00:00+00 BC');
+"""
+WITHIN_PYTHON = {
+    "d": ("0001-01-01", "9999-12-31"),
+    "t": ("0001-01-01T00:00:00", "9999-12-31T23:59:59"),
+    "tz": ("0001-01-01T00:00:00+00:00", "9999-12-31T23:59:59+00:00"),
+}
+
+
+def test_dates_beyond_python_years_are_checked_in_a_duckdb_target_and_validate_carries_on(pg_url, tmp_path):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(BEYOND_PYTHON)
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb")
+    between = [
+        {"type": "expect_column_values_to_be_between", "meta": {"severity": "warning"},
+         "kwargs": {"column": c, "min_value": low, "max_value": high}}
+        for c, (low, high) in WITHIN_PYTHON.items()
+    ]  # fmt: skip
+    write_suite(plan, [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "d"}}, *between])
+    assert lifecycle.run_stage("transfer", plan).report.gate.passed
+    report = lifecycle.run_stage("validate", plan).report
+    assert [(t.table, t.passed) for t in report.tables] == [("Kunden", True)]  # type: ignore[attr-defined]
+    checks = report.expectations  # type: ignore[attr-defined]
+    target = {o.column: (o.observed, sorted(o.sample)) for o in checks if o.side == "target" and not o.passed}
+    # 44 BC is year -43 (ISO 8601 counts a year 0); a time zone's Timestamp is written in UTC.
+    two = "2 rows unexpected"
+    assert target == {
+        "d": (two, ["-043-03-15T00:00:00.000", "12000-01-01T00:00:00.000"]),
+        "t": (two, ["-043-03-15T12:00:00.000000", "12000-01-01T01:02:03.000000"]),
+        "tz": (two, ["0000-01-01T00:00:00.000000+00:00", "12000-01-01T00:00:00.000000+00:00"]),
+    }
+    # The source's driver cannot hold them either: said in one line, a warning, so the gate passes.
+    source = [o.observed for o in checks if o.side == "source" and not o.passed]
+    assert len(source) == 3 and all(o.startswith("could not run: (psycopg.DataError) ") for o in source)
+    assert not [o for o in source if "\n" in o] and report.gate.passed, report.gate.reasons

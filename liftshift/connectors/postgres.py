@@ -59,7 +59,8 @@ _TABLE_HEAPS = _HEAPS.format(rel="c.oid")
 _TABLES_SQL = f"""
 SELECT c.oid, c.relname,
   (SELECT coalesce(sum(greatest(h.reltuples, 0)), 0)::bigint FROM pg_class h WHERE h.oid IN {_TABLE_HEAPS}),
-  (SELECT coalesce(sum(pg_total_relation_size(h)), 0)::bigint FROM {_TABLE_HEAPS} h(h))
+  (SELECT coalesce(sum(pg_total_relation_size(h)), 0)::bigint FROM {_TABLE_HEAPS} h(h)),
+  EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition
 ORDER BY c.relname
@@ -177,7 +178,8 @@ class PostgresSource:
         self.conn.close()
 
     def catalog(self, patterns: Iterable[str] = ("*",)) -> list[Table]:
-        """The schema's tables matching any pattern; a literal name that is absent is an error."""
+        """The schema's tables matching any pattern, bar those of no column (inventory.columnless);
+        a literal name that is absent is an error."""
         patterns = list(patterns)
         rows = self.conn.execute(_TABLES_SQL, (self.schema,)).fetchall()
         if not rows and not self._schema_exists():
@@ -189,8 +191,8 @@ class PostgresSource:
                     f"no table in source schema '{self.schema}' matches '{pattern}' "
                     f"(tables: {', '.join(names) or 'none'}); correct 'tables' in the plan", pattern
                 )
-        wanted = [r for r in rows if any(fnmatch.fnmatchcase(r[1], p) for p in patterns)]
-        return [self._describe(oid, name, est, size) for oid, name, est, size in wanted]
+        wanted = [r for r in rows if r[4] and any(fnmatch.fnmatchcase(r[1], p) for p in patterns)]
+        return [self._describe(oid, name, est, size) for oid, name, est, size, _ in wanted]
 
     def has_table(self, table: Table) -> bool:
         """Whether the table is (still) there."""
