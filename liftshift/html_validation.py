@@ -6,7 +6,7 @@ from html import escape
 from liftshift.aggregates import AggregateDifference
 from liftshift.diff import RowDifference
 from liftshift.html_report import Cell, gate_html, html_table, page
-from liftshift.quality import ExpectationOutcome
+from liftshift.outcomes import ExpectationOutcome
 from liftshift.validate import TableValidation, ValidateReport
 
 

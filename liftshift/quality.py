@@ -14,40 +14,19 @@ import great_expectations as gx
 import pandas as pd
 import pyarrow as pa
 from great_expectations.data_context.types.base import ProgressBarsConfig
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.types import UserDefinedType
 
 from liftshift import fingerprint as fp
 from liftshift.connectors.base import Table
 from liftshift.errors import PlanError
+from liftshift.outcomes import ExpectationOutcome
 from liftshift.redact import redact
 from liftshift.suites import suite_path
 
 SEVERITIES = ("error", "warning")
 _CONTEXT_LOCK = threading.Lock()  # _quiet sets a logger's level: one thread at a time
 MAX_SAMPLE = 5
-
-
-class ExpectationOutcome(BaseModel):
-    """One expectation of one table's suite, run on one side."""
-
-    model_config = ConfigDict(frozen=True)
-
-    table: str
-    side: str  # "source" or "target"
-    expectation: str
-    column: str | None
-    severity: str
-    passed: bool
-    observed: str = ""  # the observed value, or how many rows broke it
-    sample: list[str] = []  # a few of the values that broke it
-
-    def describe(self) -> str:
-        """One line: which expectation failed where, and how."""
-        where = f" on {self.column}" if self.column else ""
-        example = f"; e.g. {', '.join(self.sample)}" if self.sample else ""
-        return f"{self.table}: {self.expectation}{where} failed in the {self.side} ({self.observed}){example}"
 
 
 def load_suite(folder: Path, table: str) -> gx.ExpectationSuite | None:
@@ -250,8 +229,3 @@ def pandas_suite(suite: gx.ExpectationSuite, frame: pd.DataFrame) -> gx.Expectat
             expectation = expectation.copy(update=bounds)
         expectations.append(expectation)
     return _build(expectations, name=suite.name) or suite
-
-
-def failures(outcomes: list[ExpectationOutcome]) -> list[str]:
-    """Gate reasons: every failed error-level expectation."""
-    return [o.describe() for o in outcomes if o.severity == "error" and not o.passed]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from liftshift import diff, quality
+from liftshift import diff
 from liftshift import fingerprint as fp
 from liftshift.aggregates import AggregateDifference
 from liftshift.connectors import opened
@@ -17,8 +17,8 @@ from liftshift.connectors.postgres import PostgresSource
 from liftshift.connectors.postgres_target import PostgresTarget
 from liftshift.diff import RowDifference
 from liftshift.ledger import Ledger
+from liftshift.outcomes import ExpectationOutcome, failures
 from liftshift.plan import Plan
-from liftshift.quality import ExpectationOutcome
 from liftshift.redact import redact
 from liftshift.report import GateResult, StageReport
 from liftshift.schema import accepted_lossy, same_type, schema_issues
@@ -133,7 +133,7 @@ def gate(report: ValidateReport) -> GateResult:
     Column aggregates are reported, not gated: where rows agree they can only differ by the engines'
     arithmetic, and where rows differ the rows say more.
     """
-    reasons = quality.failures(report.expectations)
+    reasons = failures(report.expectations)
     for t in report.tables:
         reasons += [f"{t.table}: {issue}" for issue in t.schema_issues]
         rows = [d for d in report.differences if d.table == t.table]
@@ -154,10 +154,12 @@ def expectations(
     folder: Path, tables: list[Table], source: Source, target: Target
 ) -> list[ExpectationOutcome]:
     """Run each table's suite (when it has one) on the source and on the target, both at once."""
+    from liftshift import quality  # Great Expectations takes seconds to import: only here, not for --help
+
     suites = {t.name: quality.load_suite(folder, t.name) for t in tables}  # every file checked first
     checked = [(t, suite) for t in tables if (suite := suites[t.name]) is not None]
 
-    def one_side(checks: quality.SideChecks) -> list[ExpectationOutcome]:
+    def one_side(checks: "quality.SideChecks") -> list[ExpectationOutcome]:
         return [o for table, suite in checked for o in checks.check(table, suite)]
 
     # A context per side, each used by one thread: GX does not share one across threads.

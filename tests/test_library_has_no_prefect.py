@@ -17,3 +17,10 @@ def test_importing_every_liftshift_module_does_not_import_prefect():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_command_line_starts_without_great_expectations():
+    # GX takes seconds to import: `liftshift --help` or `status` should not wait for it.
+    code = "import sys, liftshift.cli\nprint('great_expectations' in sys.modules)\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,25 +1,23 @@
 """PostgreSQL as a source: catalog, Arrow reads by COPY, fingerprints pushed down as SQL."""
 
 import fnmatch
-import re
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pyarrow as pa
 from psycopg import sql as pgsql
-from psycopg.abc import Buffer
-from psycopg.adapt import Loader
 from psycopg.types.string import TextLoader
 
 from liftshift import fingerprint as fp
 from liftshift.connectors.base import Bound, Chunk, Column, Fingerprint, KeyRange, Table, TableRef
 from liftshift.errors import ConnectError, MissingTableError, PlanError
 from liftshift.pgbinary import projection
+from liftshift.pgintervals import IsoIntervalLoader
 from liftshift.pgread import binary_copy, copy_arrow, copy_batches
 from liftshift.pgtypes import BUILTIN_RANGES, PgType, map_postgres
 from liftshift.redact import redact
@@ -120,34 +118,8 @@ def connect(url: str, key: str = "source.url") -> psycopg.Connection[Any]:
             f"check {key} (host, port, database, user) and that the server is running"
         ) from None
     conn.execute(_SESSION)
-    conn.adapters.register_loader("interval", _IsoIntervalLoader)
+    conn.adapters.register_loader("interval", IsoIntervalLoader)
     return conn
-
-
-_ISO_INTERVAL = re.compile(
-    r"P(?:(-?\d+)Y)?(?:(-?\d+)M)?(?:(-?\d+)D)?(?:T(?:(-?\d+)H)?(?:(-?\d+)M)?(?:(-?\d+(?:\.\d+)?)S)?)?"
-)
-
-
-class _IsoIntervalLoader(Loader):
-    """Loads ISO 8601 interval text into a timedelta, as psycopg loads the postgres style.
-
-    psycopg's own loader refuses IntervalStyle iso_8601. Like it, a year counts 365 days and a
-    month 30.
-    """
-
-    def load(self, data: Buffer) -> timedelta:
-        """The interval as a timedelta."""
-        text = bytes(data).decode()
-        found = _ISO_INTERVAL.fullmatch(text)
-        if not found:
-            raise psycopg.DataError(f"can't parse interval {text!r}")
-        years, months, days, hours, minutes, seconds = (g or "0" for g in found.groups())
-        micros = int(Decimal(seconds) * 1_000_000)
-        return timedelta(
-            days=365 * int(years) + 30 * int(months) + int(days),
-            hours=int(hours), minutes=int(minutes), microseconds=micros,
-        )  # fmt: skip
 
 
 _KEY_SAMPLE = 200_000  # keys sampled to place chunk boundaries in a big table
