@@ -18,6 +18,7 @@ from liftshift.connectors import open_target
 from liftshift.connectors.postgres import PostgresSource
 from liftshift.demo import seed
 from liftshift.ledger import Ledger
+from liftshift.plan import Plan
 from tests.conftest import DEMO_ACCEPT, bigquery_url, write_plan
 
 LIFTSHIFT = str(Path(sys.executable).parent / "liftshift")
@@ -175,13 +176,19 @@ def _touch_target(plan, table, sql: str) -> None:
         landed.close()
 
 
-def test_a_rerun_moves_again_a_table_the_target_lost_rows_of(pg_url, target_url, tmp_path):
+def _acct_moved(pg_url, target_url, tmp_path, rows: int) -> tuple[Plan, Ledger]:
+    """A table acct of rows rows moved into the target in chunks of 200; its plan and ledger."""
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE acct (id int PRIMARY KEY, v text);"
-                     "INSERT INTO acct SELECT g, 'v' || g FROM generate_series(1, 2000) g")  # fmt: skip
+                     f"INSERT INTO acct SELECT g, 'v' || g FROM generate_series(1, {rows}) g")  # fmt: skip
     plan = write_plan(tmp_path, pg_url, target_url, tables=["acct"], transfer={"chunk_rows": 200})
     ledger = Ledger(plan.ledger_url())
     assert transfer.run(plan, ledger).gate.passed
+    return plan, ledger
+
+
+def test_a_rerun_moves_again_a_table_the_target_lost_rows_of(pg_url, target_url, tmp_path):
+    plan, ledger = _acct_moved(pg_url, target_url, tmp_path, 2000)
     source = PostgresSource(pg_url)
     (table,) = source.catalog(["acct"])
     expected = source.fingerprint(table, None)
@@ -201,12 +208,7 @@ def test_a_rerun_moves_again_a_table_the_target_lost_rows_of(pg_url, target_url,
 def test_a_column_added_in_the_source_after_the_copy_stops_the_rerun_until_the_target_table_goes(
     pg_url, target_url, tmp_path
 ):
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE acct (id int PRIMARY KEY, v text);"
-                     "INSERT INTO acct SELECT g, 'v' || g FROM generate_series(1, 1000) g")  # fmt: skip
-    plan = write_plan(tmp_path, pg_url, target_url, tables=["acct"], transfer={"chunk_rows": 200})
-    ledger = Ledger(plan.ledger_url())
-    assert transfer.run(plan, ledger).gate.passed
+    plan, ledger = _acct_moved(pg_url, target_url, tmp_path, 1000)
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("ALTER TABLE acct ADD COLUMN note text DEFAULT 'n'")
     report = transfer.run(plan, ledger)  # before: every chunk was done, so it passed on the old shape
