@@ -57,7 +57,7 @@ def run(plan: Plan, ledger: Ledger) -> AssessReport:
         with inventory.readable(f"the catalog of schema {source.schema}", _user(source)):
             views = inventory.views(source.conn, source.schema)
             sequences = inventory.sequences(source.conn, source.schema)
-            columnless = inventory.columnless(source.conn, source.schema, plan.tables)
+            columnless = source.columnless(plan.tables)
     left_out = [
         f"{name}: has no columns, so it is left out (a target table needs one); give it a column in the "
         "source to move it"

@@ -1,6 +1,5 @@
 """The estate's inventory from PostgreSQL's catalog: sizes, keys, indexes, partitions, views, activity."""
 
-import fnmatch
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -88,13 +87,6 @@ LEFT JOIN pg_depend d ON d.objid = r.oid AND d.classid = 'pg_rewrite'::regclass
 LEFT JOIN pg_class t ON t.oid = d.refobjid
 WHERE n.nspname = %s AND v.relkind IN ('v', 'm') GROUP BY v.relname, v.relkind ORDER BY v.relname
 """
-# The tables PostgresSource.catalog leaves out: no target holds a table of no column.
-_COLUMNLESS = """
-SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-  AND NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)
-ORDER BY c.relname
-"""
 _SEQUENCES = """
 SELECT s.relname,
   (SELECT t.relname || '.' || a.attname FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid
@@ -136,12 +128,6 @@ def describe(conn: psycopg.Connection[Any], table: Table) -> TableInventory:
         partitions=_column(conn, _PARTITIONS, args), triggers=_column(conn, _TRIGGERS, args),
         inserts=ins, updates=upd, deletes=dele, modified_since_analyze=modified,
     )  # fmt: skip
-
-
-def columnless(conn: psycopg.Connection[Any], schema: str, patterns: list[str]) -> list[str]:
-    """The schema's tables matching any pattern that have no column, which no target can hold."""
-    names = _column(conn, _COLUMNLESS, {"schema": schema})
-    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
 
 
 def views(conn: psycopg.Connection[Any], schema: str) -> list[ViewInfo]:

@@ -150,8 +150,8 @@ class PostgresSource:
         self.conn.close()
 
     def catalog(self, patterns: Iterable[str] = ("*",)) -> list[Table]:
-        """The schema's tables matching any pattern, bar those of no column (inventory.columnless);
-        a literal name that is absent is an error."""
+        """The schema's tables matching any pattern, bar those of no column (see columnless); a
+        literal name that is absent is an error."""
         patterns = list(patterns)
         rows = self.conn.execute(_TABLES_SQL, (self.schema,)).fetchall()
         if not rows and not self._schema_exists():
@@ -163,8 +163,13 @@ class PostgresSource:
                     f"no table in source schema '{self.schema}' matches '{pattern}' "
                     f"(tables: {', '.join(names) or 'none'}); correct 'tables' in the plan", pattern
                 )
-        wanted = [r for r in rows if r[4] and any(fnmatch.fnmatchcase(r[1], p) for p in patterns)]
+        wanted = [r for r in rows if r[4] and _matches(r[1], patterns)]
         return [self._describe(oid, name, est, size) for oid, name, est, size, _ in wanted]
+
+    def columnless(self, patterns: Iterable[str] = ("*",)) -> list[str]:
+        """The schema's tables matching any pattern that have no column, which no target can hold."""
+        rows = self.conn.execute(_TABLES_SQL, (self.schema,)).fetchall()
+        return [r[1] for r in rows if not r[4] and _matches(r[1], list(patterns))]
 
     def has_table(self, table: Table) -> bool:
         """Whether the table is (still) there."""
@@ -358,6 +363,10 @@ class PostgresSource:
     def read_keys(self, table: Table, keys: pa.Table) -> pa.Table:
         """The rows whose key columns equal a row of keys, as read_table reads them."""
         return self._copy(table, f"WHERE {_key_match(self.conn, table, keys, 'source')}")
+
+
+def _matches(name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
 def _key_match(conn: psycopg.Connection[Any], table: Table, keys: pa.Table, side: str) -> str:
