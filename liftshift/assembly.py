@@ -99,6 +99,12 @@ def assemble(target: Target, table: Table, records: list[ChunkRecord], native: b
     return ""
 
 
+def discard_parts(target: Target, table: Table, records: list[ChunkRecord]) -> None:
+    """Drop the parts a table's chunks may have left, before the table is planned again."""
+    if staged(target, table, records):
+        _drop(target, [staging(table, r.chunk) for r in records])
+
+
 def _drop(target: Target, parts: list[Table]) -> None:
     for part in parts:
         target.drop(part)

@@ -10,7 +10,7 @@ from typing import Protocol
 from distributed import Client
 from pydantic import BaseModel, ConfigDict
 
-from liftshift.assembly import assemble, lost_parts, staged, target_lost
+from liftshift.assembly import assemble, discard_parts, lost_parts, staged, target_lost
 from liftshift.chunkcopy import ChunkCopy
 from liftshift.chunking import chunk_rows_for, from_record, integer_key, plan_chunks, plan_table, to_record
 from liftshift.cluster import dask_client
@@ -218,6 +218,11 @@ def _chunk_records(
     """The table's chunks from the ledger, or a new chunk plan recorded there. Resumed, chunks done
     before move again if their part is lost or their rows changed since (now: this snapshot's xmin)."""
     records = ledger.chunk_records(plan.name, table.name)
+    if records and all(r.state != "done" for r in records):
+        # None landed for good, so the table is planned afresh: a changed chunk size applies.
+        discard_parts(target, table, records)
+        ledger.forget_chunks(plan.name, table.name)
+        records = []
     if records and _resumable(table, records):
         again = {r.chunk for r in lost_parts(target, table, records)}
         # A table under delta sync holds other rows than its chunks landed: its deltas prove it instead.

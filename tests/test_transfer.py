@@ -407,6 +407,31 @@ def test_jsonb_numbers_land_as_each_target_holds_them_and_the_chunk_proves_it(
     assert report.gate.passed, report.gate.reasons
 
 
+def test_a_table_none_of_whose_chunks_landed_is_planned_again_with_the_plan_s_new_chunk_size(
+    pg_url, tmp_path
+):
+    # DuckDB keeps 10 fractional digits: every chunk fails its checksum until the plan accepts that.
+    # No primary key: the chunks are page ranges, each landing in a part of its own.
+    sql = (
+        "CREATE TABLE wide (id int, x numeric);"
+        "INSERT INTO wide SELECT g, 1.23456789012345 FROM generate_series(1, 3000) g"
+    )
+    first = _transfer_one(pg_url, tmp_path, sql, "duckdb:///w.duckdb", "wide", transfer={"chunk_rows": 1000})
+    assert not first.gate.passed and first.tables[0].chunks > 2, first.gate.reasons
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["wide"], transfer={"chunk_rows": 3000},
+                      accept=["wide.x"])  # fmt: skip
+    ledger = Ledger(plan.ledger_url())
+    report = transfer.run(plan, ledger)
+    assert report.gate.passed and report.tables[0].chunks == 1, report.gate.reasons
+    assert [r.rows for r in ledger.chunk_records(plan.name, "wide")] == [3000]
+    landed = open_target(plan)
+    try:
+        assert landed.table_names() == {"wide"}  # the first plan's parts are gone
+        assert landed.query("SELECT COUNT(*) AS n FROM wide")["n"].to_pylist() == [3000]
+    finally:
+        landed.close()
+
+
 def test_a_value_duckdb_rounds_on_the_way_in_fails_its_chunk_unless_the_plan_accepts_it(pg_url, tmp_path):
     # DuckDB keeps 10 fractional digits.
     sql = "CREATE TABLE wide (id int PRIMARY KEY, x numeric); INSERT INTO wide VALUES (1, 1.23456789012345)"
@@ -419,6 +444,32 @@ def test_a_value_duckdb_rounds_on_the_way_in_fails_its_chunk_unless_the_plan_acc
         assert landed.query("SELECT CAST(x AS VARCHAR) AS x FROM wide")["x"].to_pylist() == ["1.2345678901"]
     finally:
         landed.close()
+
+
+def test_into_duckdb_text_that_repeats_is_compressed_and_text_that_does_not_is_stored_as_it_is(
+    pg_url, tmp_path
+):
+    # The source's statistics tell them apart; a table never analyzed is left to DuckDB whole.
+    sql = (
+        "CREATE TABLE texts (id int PRIMARY KEY, status text, token text, untold text);"
+        "INSERT INTO texts SELECT g, 'status-' || g % 5, md5(g::text), md5(g::text) "
+        "FROM generate_series(1, 30000) g; ANALYZE texts (status, token)"
+    )
+    report = _transfer_one(pg_url, tmp_path, sql, "duckdb:///w.duckdb", "texts")
+    assert report.gate.passed, report.gate.reasons
+    landed = open_target(write_plan(tmp_path, pg_url, "duckdb:///w.duckdb"))
+    try:
+        stored = landed.query(
+            "SELECT column_name, list(DISTINCT compression) AS used FROM pragma_storage_info('texts') "
+            "WHERE segment_type = 'VARCHAR' GROUP BY column_name"
+        ).to_pylist()
+        rows = landed.query("SELECT count(*) AS n, count(DISTINCT status) AS s FROM texts").to_pylist()
+    finally:
+        landed.close()
+    used = {row["column_name"]: row["used"] for row in stored}
+    assert used["token"] == ["Uncompressed"], used
+    assert "Uncompressed" not in used["status"] and "Uncompressed" not in used["untold"], used
+    assert rows == [{"n": 30000, "s": 5}]
 
 
 def test_an_in_memory_duckdb_target_is_written_by_one_connection(pg_url, tmp_path):

@@ -33,6 +33,8 @@ class Column:
     nullable: bool
     mapping: Mapping
     pg_type: PgType | None = None  # what pg_type says of it (enum labels, domain base, element)
+    # Distinct values per row as the source's statistics estimate them; None where never analyzed.
+    distinct_ratio: float | None = None
 
     @property
     def canonical(self) -> Canonical:

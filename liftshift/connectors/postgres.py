@@ -81,6 +81,11 @@ JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON TRUE
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
 WHERE i.indrelid = %s AND i.indisprimary AND k.ord <= i.indnkeyatts ORDER BY k.ord
 """
+# The planner's estimate of each column's distinct values: a count, or minus a fraction of the rows.
+_DISTINCT_SQL = """
+SELECT s.attname, s.n_distinct FROM pg_stats s JOIN pg_class c ON c.oid = %s
+WHERE s.schemaname = %s AND s.tablename = c.relname AND s.inherited = (c.relkind = 'p')
+"""
 _FKEY_SQL = """
 SELECT DISTINCT confrelid::regclass::text FROM pg_constraint
 WHERE conrelid = %s AND contype = 'f' AND confrelid <> conrelid
@@ -176,6 +181,11 @@ class PostgresSource:
         found = self.conn.execute("SELECT to_regclass(%s)", (self.relation(table),)).fetchone()
         return found is not None and found[0] is not None
 
+    def _distinct_ratios(self, oid: int, rows: int) -> dict[str, float]:
+        """Each analyzed column's estimated distinct values per row."""
+        found = self.conn.execute(_DISTINCT_SQL, (oid, self.schema)).fetchall()
+        return {name: -n if n < 0 else n / max(rows, 1) for name, n in found}
+
     def _schema_exists(self) -> bool:
         sql = "SELECT 1 FROM pg_namespace WHERE nspname = %s"
         return self.conn.execute(sql, (self.schema,)).fetchone() is not None
@@ -183,8 +193,9 @@ class PostgresSource:
     def _describe(self, oid: int, name: str, estimate: int, size: int) -> Table:
         rows = self.conn.execute(_COLUMNS_SQL, (oid,)).fetchall()
         types = [self._pg_type(typ, *info) for _, typ, _, *info in rows]
+        distinct = self._distinct_ratios(oid, estimate)
         columns = tuple(
-            Column(col, typ, nullable, map_postgres(pg), pg)
+            Column(col, typ, nullable, map_postgres(pg), pg, distinct.get(col))
             for (col, typ, nullable, *_), pg in zip(rows, types, strict=True)
         )
         pkey = tuple(r[0] for r in self.conn.execute(_PKEY_SQL, (oid,)).fetchall())
