@@ -242,6 +242,9 @@ _BQ_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r"}
 KEY_TYPES = (*_INTS, C.STRING, C.DECIMAL, C.DATE, C.TIME, C.TIMESTAMP, C.TIMESTAMPTZ)
 
 
+_DATED = (C.DATE, C.TIMESTAMP, C.TIMESTAMPTZ)
+
+
 def literal(dialect: str, kind: C, value: object) -> str:
     """A key value as a SQL literal of its canonical type in the dialect."""
     if kind in _INTS:
@@ -249,6 +252,9 @@ def literal(dialect: str, kind: C, value: object) -> str:
     if kind not in KEY_TYPES:
         raise ValueError(f"no range literal for {kind} keys")
     text = str(value)
+    if dialect == "duckdb" and kind in _DATED and text.endswith(" BC"):  # PostgreSQL's text of a BC key
+        day, _, time_of_day = text.removesuffix(" BC").partition(" ")
+        text = f"{day} (BC) {time_of_day}".rstrip()  # DuckDB's: 0044-03-15 (BC) 12:00:00+00
     if kind is C.DECIMAL and dialect != "bigquery":
         return format(Decimal(text), "f")  # a numeric literal both engines read exactly
     if dialect == "bigquery":

@@ -41,6 +41,7 @@ def render_assessment(report: AssessReport) -> str:
         ("Blockers, lossy columns and value problems", _problems(report)),
         ("Size and estimated time per table", _chart(report.tables)),
         ("Tables", _inventory(report)),
+        ("Left out", html_list(report.left_out)),
         ("Waves", _waves(report)),
         ("Foreign-key cycles broken", html_list(report.cycles)),
         ("Views and materialized views", _views(report)),

@@ -63,6 +63,7 @@ class _Rule:
 _TEXT = "{c}::text"
 _FLOAT_KEPT = "NaN, ±Infinity and -0 are kept"
 _DATES = "±infinity and years outside 0001–9999 cannot be moved (assess checks the data)"
+_DUCKDB_DATES = "BC dates are kept; ±infinity and years past 294246 cannot be moved (assess checks the data)"
 _JSONB_NUMBERS = (
     "numbers are stored as JSON numbers: 2.50 becomes 2.5; beyond ~15–17 significant digits they round"
 )
@@ -92,10 +93,13 @@ _BUILTIN: dict[str, _Rule] = {
     '"char"': _Rule(C.STRING, (V.WIDENED, 'a one-byte "char" as {type}'), cast=_TEXT),
     "name": _Rule(C.STRING, (V.WIDENED, "as {type}; the 63-byte limit is not enforced"), cast=_TEXT),
     "bytea": _Rule(C.BYTES, (V.EXACT, "")),
-    "date": _Rule(C.DATE, (V.EXACT, _DATES), postgres=(V.EXACT, _DATES)),
-    "timestamp without time zone": _Rule(C.TIMESTAMP, (V.EXACT, _DATES), postgres=(V.EXACT, _DATES)),
+    "date": _Rule(C.DATE, (V.EXACT, _DATES), (V.EXACT, _DUCKDB_DATES), (V.EXACT, _DATES)),
+    "timestamp without time zone": _Rule(
+        C.TIMESTAMP, (V.EXACT, _DATES), (V.EXACT, _DUCKDB_DATES), (V.EXACT, _DATES)
+    ),
     "timestamp with time zone": _Rule(
-        C.TIMESTAMPTZ, (V.EXACT, f"an instant, as in PostgreSQL; {_DATES}"), postgres=(V.EXACT, _DATES)
+        C.TIMESTAMPTZ, (V.EXACT, f"an instant, as in PostgreSQL; {_DATES}"),
+        (V.EXACT, f"an instant, as in PostgreSQL; {_DUCKDB_DATES}"), (V.EXACT, _DATES),
     ),
     "time without time zone": _Rule(
         C.TIME, (V.EXACT, "24:00:00 cannot be moved (assess checks the data)"),

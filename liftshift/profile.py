@@ -33,6 +33,19 @@ _TIME_LIMITS: dict[C, tuple[str, str]] = {
     ),
     C.TIME: ("{c} >= '24:00:00'", "the time 24:00:00"),
 }
+# DuckDB holds BC and years past 9999 too; its timestamps end in 294247, and liftshift's reader
+# (PostgreSQL's microseconds since 2000 made Arrow's since 1970) parses no ±infinity.
+_DUCKDB_TIME_LIMITS: dict[C, tuple[str, str]] = {
+    C.DATE: ("{c} IN ('infinity', '-infinity')", "dates of ±infinity"),
+    C.TIMESTAMP: (
+        "{c} IN ('infinity', '-infinity') OR {c} >= '294247-01-01'",
+        "timestamps of ±infinity or past year 294246",
+    ),
+    C.TIMESTAMPTZ: (
+        "{c} IN ('infinity', '-infinity') OR {c} >= '294247-01-01 00:00+00'",
+        "timestamps of ±infinity or past year 294246 (UTC)",
+    ),
+}
 _DECIMAL_SPECIAL = ("{c} IN ('NaN', 'Infinity', '-Infinity')", "NaN or ±Infinity")
 _DECIMAL_WIDE = (
     "{c} NOT IN ('NaN', 'Infinity', '-Infinity') AND (min_scale({c}) > 38 OR abs({c}) >= 1e38)",
@@ -87,6 +100,8 @@ def profile(conn: psycopg.Connection[Any], relation: str, table: Table, dialect:
         low, high = (
             (next(values), next(values)) if c.canonical in _RANGED and not c.mapping.cast else (None, None)
         )
+        if c.canonical in _PYTHON_RANGE and not c.mapping.cast and int(next(values)):
+            low, high = None, None  # values beyond Python's years: no range a suite could state
         distinct = int(next(values)) if _small_set_candidate(c) else None
         for _condition, what in _limits(c, dialect):
             bad = int(next(values))
@@ -112,12 +127,14 @@ def _aggregates(column: Column, dialect: str) -> list[str]:
     e, raw = _expr(column), quote("postgres", column.name)
     out = [f"count({raw})"]  # not the cast: a json value jsonb rejects would fail the scan
     if column.canonical in _RANGED and not column.mapping.cast:
-        # Python holds years 1…9999 only; values beyond are reported as problems, not ranged.
+        # Python holds years 1…9999 only: a column holding others (which DuckDB can) gets no range.
         python_range = _PYTHON_RANGE.get(column.canonical)
         held = f" FILTER (WHERE {python_range.format(c=e)})" if python_range else ""
         if column.canonical is C.DECIMAL:  # NaN sorts above every number; it is reported, not ranged
             held = f" FILTER (WHERE {e} NOT IN ('NaN', 'Infinity', '-Infinity'))"
         out += [f"min({e}){held}", f"max({e}){held}"]
+        if python_range:
+            out.append(f"count(*) FILTER (WHERE NOT ({python_range.format(c=e)}))")
     if _small_set_candidate(column):
         out.append(f"count(DISTINCT {e})")
     out += [f"count(*) FILTER (WHERE {cond.format(c=e, raw=raw)})" for cond, _ in _limits(column, dialect)]
@@ -139,6 +156,8 @@ def _limits(column: Column, dialect: str) -> list[tuple[str, str]]:
         if dialect == "duckdb":  # rounding past 10 fractional digits is the lossy verdict, not this
             return [_DECIMAL_SPECIAL, wide, (_DECIMAL_INTEGER[0], _DECIMAL_INTEGER[1].format(i=28))]
         return [_DECIMAL_SPECIAL, wide]
+    if dialect == "duckdb" and canonical in _DUCKDB_TIME_LIMITS:
+        return [_DUCKDB_TIME_LIMITS[canonical]]
     if canonical in _TIME_LIMITS:
         return [_TIME_LIMITS[canonical]]
     if canonical is C.JSON and column.mapping.cast:  # json, arrays, composites: jsonb has no \u0000

@@ -472,6 +472,33 @@ def test_into_duckdb_text_that_repeats_is_compressed_and_text_that_does_not_is_s
     assert rows == [{"n": 30000, "s": 5}]
 
 
+def test_date_and_time_keys_reaching_back_bc_are_cut_into_duckdb_chunks_and_a_rerun_keeps_them(
+    pg_url, tmp_path
+):
+    sql = (
+        "CREATE TABLE eras (d date, t timestamptz, v int, PRIMARY KEY (d, t));"
+        "INSERT INTO eras SELECT date '0100-01-01 BC' + g * 20, timestamptz '0100-01-01 12:00:00.5+00 BC' "
+        "+ g * interval '20 days 1 hour', g FROM generate_series(1, 5000) g"
+    )
+    report = _transfer_one(pg_url, tmp_path, sql, "duckdb:///w.duckdb", "eras", transfer={"chunk_rows": 1000})
+    assert report.gate.passed and report.tables[0].moved == 6, report.gate.reasons
+    plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["eras"], transfer={"chunk_rows": 1000})
+    ledger = Ledger(plan.ledger_url())
+    bounds = [r.bounds for r in ledger.chunk_records(plan.name, "eras")]
+    assert any(b and " BC" in b for b in bounds), bounds  # chunks end on BC keys
+    again = transfer.run(plan, ledger)
+    assert again.gate.passed and again.tables[0].skipped == 6, again.gate.reasons
+    landed = open_target(plan)
+    try:
+        bc_rows = "COUNT(*) FILTER (WHERE d < DATE '0001-01-01') AS bc"
+        found = landed.query(f"SELECT COUNT(*) AS n, {bc_rows} FROM eras")
+    finally:
+        landed.close()
+    with psycopg.connect(pg_url) as conn:
+        (bc,) = conn.execute("SELECT COUNT(*) FROM eras WHERE d < '0001-01-01'").fetchone() or (0,)
+    assert found.to_pylist() == [{"n": 5000, "bc": bc}] and bc > 1000
+
+
 def test_an_in_memory_duckdb_target_is_written_by_one_connection(pg_url, tmp_path):
     sql = "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT g FROM generate_series(1, 1000) g"
     report = _transfer_one(pg_url, tmp_path, sql, "duckdb:///:memory:", "t", transfer={"chunk_rows": 100})

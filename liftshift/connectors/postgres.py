@@ -17,7 +17,7 @@ from liftshift import fingerprint as fp
 from liftshift.connectors.base import Bound, Chunk, Column, Fingerprint, KeyRange, Table, TableRef
 from liftshift.errors import ConnectError, MissingTableError, PlanError
 from liftshift.pgbinary import projection
-from liftshift.pgintervals import IsoIntervalLoader
+from liftshift.pgloaders import LOADERS
 from liftshift.pgread import binary_copy, copy_arrow, copy_batches
 from liftshift.pgtypes import BUILTIN_RANGES, PgType, map_postgres
 from liftshift.redact import redact
@@ -123,7 +123,8 @@ def connect(url: str, key: str = "source.url") -> psycopg.Connection[Any]:
             f"check {key} (host, port, database, user) and that the server is running"
         ) from None
     conn.execute(_SESSION)
-    conn.adapters.register_loader("interval", IsoIntervalLoader)
+    for name, loader in LOADERS.items():
+        conn.adapters.register_loader(name, loader)
     return conn
 
 
