@@ -63,7 +63,10 @@ class _Rule:
 _TEXT = "{c}::text"
 _FLOAT_KEPT = "NaN, ±Infinity and -0 are kept"
 _DATES = "±infinity and years outside 0001–9999 cannot be moved (assess checks the data)"
-_DUCKDB_DATES = "BC dates are kept; ±infinity and years past 294246 cannot be moved (assess checks the data)"
+_DUCKDB_DATES = (
+    "BC and years past 9999 are kept; ±infinity and timestamps past year 294246 cannot be moved "
+    "(assess checks the data)"
+)
 _JSONB_NUMBERS = (
     "numbers are stored as JSON numbers: 2.50 becomes 2.5; beyond ~15–17 significant digits they round"
 )
