@@ -449,7 +449,7 @@ def test_a_value_duckdb_rounds_on_the_way_in_fails_its_chunk_unless_the_plan_acc
 def test_into_duckdb_text_that_repeats_is_compressed_and_text_that_does_not_is_stored_as_it_is(
     pg_url, tmp_path
 ):
-    # The source's statistics tell them apart; a table never analyzed is left to DuckDB whole.
+    # The source's statistics tell them apart; a column never analyzed is left to DuckDB.
     sql = (
         "CREATE TABLE texts (id int PRIMARY KEY, status text, token text, untold text);"
         "INSERT INTO texts SELECT g, 'status-' || g % 5, md5(g::text), md5(g::text) "

@@ -68,8 +68,14 @@ ORDER BY c.relname
 _TYPE_FIELDS = """t.typtype::text, t.typcategory::text, t.oid < 16384, t.typelem, t.typbasetype,
   t.typtypmod, ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid
                      ORDER BY e.enumsortorder)"""
+# Per column: name, type, nullable, the planner's estimate of its distinct values (a count, or
+# minus a fraction of the rows; NULL where never analyzed), then what _pg_type reads.
 _COLUMNS_SQL = f"""
-SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull, a.atttypmod, {_TYPE_FIELDS}
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
+  (SELECT s.n_distinct FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
+   WHERE c.oid = a.attrelid AND s.attname = a.attname AND s.inherited = (c.relkind = 'p')),
+  a.atttypmod, {_TYPE_FIELDS}
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
@@ -80,11 +86,6 @@ SELECT a.attname FROM pg_index i
 JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON TRUE
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
 WHERE i.indrelid = %s AND i.indisprimary AND k.ord <= i.indnkeyatts ORDER BY k.ord
-"""
-# The planner's estimate of each column's distinct values: a count, or minus a fraction of the rows.
-_DISTINCT_SQL = """
-SELECT s.attname, s.n_distinct FROM pg_stats s JOIN pg_class c ON c.oid = %s
-WHERE s.schemaname = %s AND s.tablename = c.relname AND s.inherited = (c.relkind = 'p')
 """
 _FKEY_SQL = """
 SELECT DISTINCT confrelid::regclass::text FROM pg_constraint
@@ -129,6 +130,13 @@ def connect(url: str, key: str = "source.url") -> psycopg.Connection[Any]:
 
 
 _KEY_SAMPLE = 200_000  # keys sampled to place chunk boundaries in a big table
+
+
+def _per_row(distinct: float | None, rows: int) -> float | None:
+    """The planner's n_distinct as distinct values per row."""
+    if distinct is None:
+        return None
+    return -distinct if distinct < 0 else distinct / max(rows, 1)
 
 
 def _plain_key(value: object) -> object:
@@ -182,22 +190,16 @@ class PostgresSource:
         found = self.conn.execute("SELECT to_regclass(%s)", (self.relation(table),)).fetchone()
         return found is not None and found[0] is not None
 
-    def _distinct_ratios(self, oid: int, rows: int) -> dict[str, float]:
-        """Each analyzed column's estimated distinct values per row."""
-        found = self.conn.execute(_DISTINCT_SQL, (oid, self.schema)).fetchall()
-        return {name: -n if n < 0 else n / max(rows, 1) for name, n in found}
-
     def _schema_exists(self) -> bool:
         sql = "SELECT 1 FROM pg_namespace WHERE nspname = %s"
         return self.conn.execute(sql, (self.schema,)).fetchone() is not None
 
     def _describe(self, oid: int, name: str, estimate: int, size: int) -> Table:
         rows = self.conn.execute(_COLUMNS_SQL, (oid,)).fetchall()
-        types = [self._pg_type(typ, *info) for _, typ, _, *info in rows]
-        distinct = self._distinct_ratios(oid, estimate)
+        types = [self._pg_type(typ, *info) for _, typ, _, _, *info in rows]
         columns = tuple(
-            Column(col, typ, nullable, map_postgres(pg), pg, distinct.get(col))
-            for (col, typ, nullable, *_), pg in zip(rows, types, strict=True)
+            Column(col, typ, nullable, map_postgres(pg), pg, _per_row(distinct, estimate))
+            for (col, typ, nullable, distinct, *_), pg in zip(rows, types, strict=True)
         )
         pkey = tuple(r[0] for r in self.conn.execute(_PKEY_SQL, (oid,)).fetchall())
         fkeys = tuple(r[0] for r in self.conn.execute(_FKEY_SQL, (oid,)).fetchall())
