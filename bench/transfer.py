@@ -8,7 +8,9 @@ transfer into DuckDB with 1 and with 2 Dask workers, and into the local BigQuery
 table, and measured as the floor is: the faster run. It is timed with and without starting its
 Dask cluster; the ratio to the floor counts the whole `transfer.run` plus the cluster's start.
 Before each measurement the files written so far are flushed to disk (os.sync), so no run pays
-for an earlier one's writes.
+for an earlier one's writes. Each measurement also prints the CPU time it took: PostgreSQL's
+(its server processes) and this process's (the floor's reader, or liftshift's driver and workers),
+so a ratio can be read against what the 2 cores had to do.
 The cluster is liftshift's default (liftshift.cluster.local_cluster: worker threads in this
 process). Peak RSS, the higher of the two runs, is sampled over the process tree (this driver and
 its workers), leaving out PostgreSQL and the local BigQuery endpoint, which are the source and
@@ -83,6 +85,39 @@ class PeakRss:
             time.sleep(0.1)
 
 
+class CpuSpent:
+    """CPU seconds spent while inside: by the PostgreSQL server of a data folder, and by this process."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+        self.server = self.here = 0.0
+
+    def __enter__(self) -> "CpuSpent":
+        self._start = (self._server_seconds(), _own_seconds())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server = self._server_seconds() - self._start[0]
+        self.here = _own_seconds() - self._start[1]
+
+    def _server_seconds(self) -> float:
+        """The server's CPU so far: its live processes', and that of the backends it has reaped."""
+        main = psutil.Process(self.postmaster)
+        times = main.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in main.children():
+            try:
+                total += sum(child.cpu_times()[:2])
+            except psutil.Error:
+                continue  # it exited meanwhile: the postmaster's children_* times count it
+        return total
+
+
+def _own_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 def scratch_folder(prefix: str) -> Path:
     """A temporary folder deleted at exit, after the embedded PostgreSQL in it has stopped."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
@@ -128,10 +163,17 @@ def copy_floor(url: str) -> float:
     return asyncio.run(copy())
 
 
+def timed_floor(folder: Path, url: str) -> tuple[float, CpuSpent]:
+    """copy_floor's seconds, and the CPU it spent."""
+    with CpuSpent(folder / "pg") as cpu:
+        seconds = copy_floor(url)
+    return seconds, cpu
+
+
 def timed_transfer(
     folder: Path, url: str, target: str, workers: int, attempt: int = 1
-) -> tuple[float, float, int]:
-    """Seconds to start a cluster of workers, seconds for transfer.run into target, peak RSS."""
+) -> tuple[float, float, int, CpuSpent]:
+    """Seconds to start a cluster of workers, seconds for transfer.run into target, peak RSS, CPU spent."""
     label = f"{target.split(':')[0]}_{workers}_{attempt}"
     target = target.replace("{label}", label)
     plan_path = folder / f"{label}.yaml"
@@ -143,7 +185,7 @@ def timed_transfer(
         from liftshift.connectors import open_target
 
         open_target(plan).close()  # the local endpoint starts outside the timing
-    with PeakRss() as rss:
+    with PeakRss() as rss, CpuSpent(folder / "pg") as cpu:
         t0 = time.perf_counter()
         with local_cluster(workers) as cluster:
             started = time.perf_counter() - t0
@@ -153,7 +195,7 @@ def timed_transfer(
             seconds = time.perf_counter() - t1
             os.environ.pop("LIFTSHIFT_DASK_ADDRESS")
     assert report.gate.passed, report.gate.reasons
-    return started, seconds, rss.peak
+    return started, seconds, rss.peak, cpu
 
 
 def main(rows: int, bigquery: bool) -> None:
@@ -161,9 +203,10 @@ def main(rows: int, bigquery: bool) -> None:
     url = start_postgres(folder / "pg")
     create_table(url, rows)
     os.sync()
-    floor = min(copy_floor(url) for _ in range(2))
+    floor, floor_cpu = min((timed_floor(folder, url) for _ in range(2)), key=lambda run: run[0])
     print(f"rows: {rows:,}   load average: {os.getloadavg()[0]:.2f}")
-    print(f"floor (binary COPY): {floor:.2f} s, {rows / floor:,.0f} rows/s")
+    print(f"floor (binary COPY): {floor:.2f} s, {rows / floor:,.0f} rows/s; CPU: PostgreSQL "
+          f"{floor_cpu.server:.2f} s, the reader {floor_cpu.here:.2f} s")  # fmt: skip
     runs = [("duckdb:///{label}.duckdb", 1), ("duckdb:///{label}.duckdb", 2)]
     runs += [("bigquery://bench/{label}?endpoint=local", 2)] if bigquery else []
     for target, workers in runs:
@@ -171,14 +214,15 @@ def main(rows: int, bigquery: bool) -> None:
         for attempt in (1, 2):
             os.sync()  # the files written so far reach the disk now, not during this run
             attempts.append(timed_transfer(folder, url, target, workers, attempt))
-        started, seconds, _ = min(attempts, key=lambda run: run[0] + run[1])
+        started, seconds, _, cpu = min(attempts, key=lambda run: run[0] + run[1])
         peak = max(run[2] for run in attempts)
         whole = started + seconds
         tries = ", ".join(f"{run[0] + run[1]:.2f} s" for run in attempts)
         print(f"{target.split(':')[0]:>9} {workers} worker(s), runs {tries}; the faster: {whole:.2f} s "
               f"with cluster start ({started:.2f} s), {seconds:.2f} s without; {rows / whole:,.0f} rows/s; "
               f"{whole / floor:.2f}x the floor ({seconds / floor:.2f}x without start); "
-              f"peak RSS {peak / 2**20:,.0f} MB")  # fmt: skip
+              f"peak RSS {peak / 2**20:,.0f} MB; CPU: PostgreSQL {cpu.server:.2f} s, "
+              f"liftshift {cpu.here:.2f} s")  # fmt: skip
         print(f"  load average now: {os.getloadavg()[0]:.2f}", flush=True)
 
 

@@ -85,6 +85,33 @@ def test_every_fixed_width_type_keeps_its_bits(pg_url):
         ]
 
 
+def test_columns_already_of_their_wire_type_are_read_without_a_cast(pg_url):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE DOMAIN positive AS int CHECK (VALUE > 0)")
+        conn.execute(
+            "CREATE TABLE plain (id bigint PRIMARY KEY, amount numeric(12,2), "
+            "at timestamp(3) with time zone, code varchar(8), n positive, big numeric(30,10), tag char(3))"
+        )
+        conn.execute(
+            "INSERT INTO plain VALUES (1, 12.34, '2024-01-02 03:04:05.678+00', 'ab', 7, 1.5, 'x'), "
+            "(2, NULL, NULL, NULL, NULL, NULL, NULL)"
+        )
+    source = PostgresSource(pg_url, "public")
+    try:
+        (table,) = source.catalog(["plain"])
+    finally:
+        source.close()
+    # Bare where the cast would change nothing; a domain, a decimal sent as text, and blank-padded
+    # char keep theirs.
+    assert select_sql("public", table, "").startswith(
+        'SELECT "id", "amount", "at", "code", CAST("n" AS int4), CAST("big" AS text), '
+        'CAST(("tag"::text) AS text) '
+    )
+    data, stored = read_all(pg_url, "plain")
+    unpadded = [(*row[:-1], row[-1] and row[-1].rstrip()) for row in stored]
+    assert [tuple(row.values()) for row in data] == unpadded
+
+
 @pytest.mark.parametrize(
     ("column", "value", "says"),
     [("date", "'infinity'", "±infinity"), ("timestamptz", "'-infinity'", "±infinity"),
