@@ -9,8 +9,8 @@ decodes every fixed-width value, then one pass per variable-width column. numba 
 first use (~3 s) and caches the machine code.
 
 Each column is selected as the wire type of its canonical type (cast to it unless it is of it
-already), so its bytes have one layout whatever the source type was. Decimals of up to 18 digits travel as PostgreSQL's base-10000
-digits; wider ones as text, which pyarrow casts exactly.
+already), so its bytes have one layout whatever the source type was. Decimals of up to 18 digits
+travel as PostgreSQL's base-10000 digits; wider ones as text, which pyarrow casts exactly.
 """
 
 import re
