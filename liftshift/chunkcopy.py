@@ -1,9 +1,10 @@
 """Moving one table's pending chunks: extracts as Dask futures, landings on the target's writers.
 
-Extraction runs on the Dask workers, at most max_source_connections chunks at once. Each
-extracted chunk is landed (written, checksummed in the target, compared) by one of the target's
-writers, several at once: a DuckDB insert of 250k rows uses one core, so two writers double
-what the target takes in. The ledger is written on the calling thread only.
+Extraction runs on the Dask workers, at most max_source_connections chunks at once over all the
+tables moving at once (liftshift.lanes.ReadSlots). Each extracted chunk is landed (written,
+checksummed in the target, compared) by one of the table's writers, several at once: a DuckDB
+insert of 250k rows uses one core, so two writers double what the target takes in. The table's
+ledger rows are written on the calling thread only.
 """
 
 import queue
@@ -19,6 +20,7 @@ from liftshift.assembly import destination
 from liftshift.chunking import describe, from_record
 from liftshift.connectors.base import Table, Target
 from liftshift.extract import extract_chunk, load_fingerprint, plan_proof
+from liftshift.lanes import ReadSlots
 from liftshift.ledger import ChunkRecord, Ledger
 from liftshift.plan import Plan
 from liftshift.redact import redact
@@ -50,12 +52,14 @@ class ChunkCopy:
 
     def __init__(
         self, plan: Plan, ledger: Ledger, writers: list[Target], client: Client, table: Table,
-        snapshot_id: str, in_parts: bool,
+        snapshot_id: str, in_parts: bool, reads: ReadSlots,
     ) -> None:  # fmt: skip
         self.plan, self.ledger, self.client, self.table = plan, ledger, client, table
+        self.reads = reads  # shared by the tables moving at once: max_source_connections
         self.snapshot_id, self.writers, self.in_parts = snapshot_id, writers, in_parts
         self.native = plan_proof(plan, table, writers[0].dialect)
-        self.events: queue.Queue[tuple[str, ChunkRecord, Any]] = queue.Queue()
+        self.events: queue.Queue[tuple[str, Any, Any]] = queue.Queue()
+        self.reading, self.landing, self.asked = 0, 0, False  # chunks in flight, a read asked for
         self.free: queue.Queue[Target] = queue.Queue()
         for writer in writers:
             self.free.put(writer)
@@ -72,23 +76,47 @@ class ChunkCopy:
     def run(self, pending: list[ChunkRecord], tick: Callable[[int, int], None]) -> Moved:
         """Move the pending chunks; returns rows and bytes moved, retries and failures."""
         todo, moved = list(pending), Moved()
-        reading, landing = 0, 0
-        reads = self.plan.transfer.max_source_connections
         # Extracted chunks wait in memory for a writer: at most one per writer beyond the reads.
-        room = reads + len(self.writers)
+        room = self.plan.transfer.max_source_connections + len(self.writers)
         with ThreadPoolExecutor(len(self.writers), thread_name_prefix="liftshift-land") as pool:
-            while todo or reading or landing:
-                while todo and reading < reads and reading + landing < room:
-                    self.submit(todo.pop(0))
-                    reading += 1
-                kind, record, payload = self.events.get()
-                if kind == "extracted":
-                    reading, landing = reading - 1, landing + 1
-                    pool.submit(self.land, record, payload).add_done_callback(self._landed(record))
-                    continue
-                landing -= 1
-                self.record(payload.result(), todo, moved, tick)
+            try:
+                while todo or self.reading or self.landing or self.asked:
+                    while todo and not self.asked and self.reading + self.landing < room:
+                        self.asked = not self.reads.ask(self._granted)
+                        if not self.asked:
+                            self.read(todo)
+                    kind, record, payload = self.events.get()
+                    if kind == "granted":
+                        self.asked = False
+                        if todo and self.reading + self.landing < room:
+                            self.read(todo)
+                        else:
+                            self.reads.give_back()
+                    elif kind == "extracted":
+                        self.reads.give_back()
+                        self.reading, self.landing = self.reading - 1, self.landing + 1
+                        pool.submit(self.land, record, payload).add_done_callback(self._landed(record))
+                    else:
+                        self.landing -= 1
+                        self.record(payload.result(), todo, moved, tick)
+            finally:
+                self._return_reads()
         return moved
+
+    def read(self, todo: list[ChunkRecord]) -> None:
+        """Start reading the next chunk, with a read already taken."""
+        self.reading += 1
+        self.submit(todo.pop(0))
+
+    def _granted(self) -> None:
+        self.events.put(("granted", None, None))
+
+    def _return_reads(self) -> None:
+        """Give back the reads this table holds or is queued for: a failure must not starve the others."""
+        for _ in range(self.reading):
+            self.reads.give_back()
+        if self.asked and not self.reads.withdraw(self._granted):
+            self.reads.give_back()
 
     def _landed(self, record: ChunkRecord) -> Callable[[Any], None]:
         return lambda done: self.events.put(("landed", record, done))

@@ -76,6 +76,8 @@ class TransferSpec(_Strict):
     chunk_bytes: int = Field(64 * 2**20, gt=0)
     max_source_connections: int = Field(2, gt=0)
     target_writers: int = Field(2, gt=0)  # chunks written into the target at once, each on its own connection
+    # Tables moved at once, each holding a source connection for its snapshot; unset: max_source_connections.
+    tables_at_once: int | None = Field(None, gt=0)
     # table -> the column whose value grows with every change to a row (e.g. updated_at)
     watermarks: dict[str, str] = Field(default_factory=dict)
     # Where each chunk's checksum at extract is computed (liftshift.extract explains the choice).

@@ -5,6 +5,7 @@ import re
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Protocol
 
 from distributed import Client
@@ -26,6 +27,7 @@ from liftshift.errors import (
     UnsupportedTypeError,
 )
 from liftshift.extract import plan_proof
+from liftshift.lanes import Lane, ReadSlots, opened_lanes, run_lanes
 from liftshift.ledger import ChunkRecord, Ledger, StoredReport
 from liftshift.names import merged_tables
 from liftshift.plan import Plan
@@ -98,18 +100,19 @@ def run(
     source = open_source(plan)
     try:
         tables = _catalog(source, plan.tables, wave)
-        writers = [open_target(plan)]
+        first = open_target(plan)
         try:
-            _refuse_blockers(tables, writers[0].dialect)
+            _refuse_blockers(tables, first.dialect)
             remember_marks(plan, ledger, source, tables)
             _announce(tables, progress)
-            for _ in range(_writer_count(plan, writers[0]) - 1):
-                writers.append(open_target(plan))  # one by one: the finally closes those opened
-            with dask_client(plan.transfer.dask_address) as client:
-                lines = [_copy_present(plan, ledger, source, writers, client, t, progress) for t in tables]
+            lanes = opened_lanes(plan, source, first, _lane_count(plan, first, len(tables)),
+                                 _writer_count(plan, first))  # fmt: skip
+            with lanes as opened, dask_client(plan.transfer.dask_address) as client:
+                reads = ReadSlots(plan.transfer.max_source_connections)
+                copy = partial(_copy_present, plan, ledger, client, reads)
+                lines = run_lanes(opened, tables, copy, progress)
         finally:
-            for writer in writers:
-                writer.close()
+            first.close()
     finally:
         source.close()
     draft = TransferReport(
@@ -129,10 +132,20 @@ def _vanished(stored: StoredReport | None, plan: Plan, tables: list[Table]) -> l
 
 
 def _writer_count(plan: Plan, target: Target) -> int:
-    """How many connections land chunks: one for an in-memory DuckDB, which another would not share."""
-    if isinstance(target, DuckDBTarget) and target.path == ":memory:":
-        return 1
-    return plan.transfer.target_writers
+    """How many connections land a table's chunks: one for an in-memory DuckDB, which another would
+    not share."""
+    return 1 if _private(target) else plan.transfer.target_writers
+
+
+def _lane_count(plan: Plan, target: Target, tables: int) -> int:
+    """How many tables move at once (liftshift.lanes): tables_at_once, else max_source_connections."""
+    wanted = plan.transfer.tables_at_once or plan.transfer.max_source_connections
+    return 1 if _private(target) else max(1, min(wanted, tables))
+
+
+def _private(target: Target) -> bool:
+    """Whether the target is an in-memory DuckDB, which another connection would not see."""
+    return isinstance(target, DuckDBTarget) and target.path == ":memory:"
 
 
 def _announce(tables: list[Table], progress: Progress | None) -> None:
@@ -260,16 +273,16 @@ _GONE = (
 
 
 def _copy_present(
-    plan: Plan, ledger: Ledger, source: Source, writers: list[Target], client: Client,
+    plan: Plan, ledger: Ledger, client: Client, reads: ReadSlots, lane: Lane,
     table: Table, progress: Progress | None,
 ) -> TableTransfer:  # fmt: skip
-    """Copy one table; one that fails (dropped or renamed since the catalog was read, or refused by
-    the target) fails alone, saying why, and the others move."""
+    """Copy one table in a lane; one that fails (dropped or renamed since the catalog was read, or
+    refused by the target) fails alone, saying why, and the others move."""
     t0 = time.perf_counter()
     try:
-        return _copy_table(plan, ledger, source, writers, client, table, progress)
+        return _copy_table(plan, ledger, client, reads, lane, table, progress)
     except Exception as exc:  # noqa: BLE001 - the table fails alone, with the engine's message
-        failure = _failure(source, table, exc)
+        failure = _failure(lane.source, table, exc)
     return TableTransfer(
         table=table.name, rows=0, chunks=0, moved=0, skipped=0, retried=0, failed=[failure],
         seconds=time.perf_counter() - t0,
@@ -291,11 +304,11 @@ def _failure(source: Source, table: Table, exc: Exception) -> str:
 
 
 def _copy_table(
-    plan: Plan, ledger: Ledger, source: Source, writers: list[Target], client: Client,
+    plan: Plan, ledger: Ledger, client: Client, reads: ReadSlots, lane: Lane,
     table: Table, progress: Progress | None,
 ) -> TableTransfer:  # fmt: skip
-    """Copy one table: every chunk reads the snapshot the driver exports and holds open."""
-    t0, target = time.perf_counter(), writers[0]
+    """Copy one table: every chunk reads the snapshot the lane's source exports and holds open."""
+    t0, source, writers, target = time.perf_counter(), lane.source, lane.writers, lane.writers[0]
     with source.exported_snapshot() as snapshot_id:
         rows, now = source.planned_rows(table), snapshot_xmin(source)
         target.prepare(table)
@@ -305,7 +318,8 @@ def _copy_table(
         pending = [replace(r, snapshot_xmin=now) for r in records if r.state != "done"]
         if progress:
             progress(table.name, done_rows, max(done_rows, rows))
-        copy = ChunkCopy(plan, ledger, writers, client, table, snapshot_id, staged(target, table, records))
+        in_parts = staged(target, table, records)
+        copy = ChunkCopy(plan, ledger, writers, client, table, snapshot_id, in_parts, reads)
         moved = copy.run(pending, lambda n, nbytes: _tick(progress, table, done_rows, rows, n, nbytes))
     failed = moved.failed or _assemble(plan, ledger, target, table)
     return TableTransfer(

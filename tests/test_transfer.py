@@ -238,7 +238,7 @@ def test_a_table_dropped_before_its_turn_fails_alone_saying_so_and_a_rerun_witho
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE aa (id int PRIMARY KEY); INSERT INTO aa SELECT generate_series(1, 1000)")
         conn.execute("CREATE TABLE zz (id int PRIMARY KEY); INSERT INTO zz SELECT generate_series(1, 10)")
-    chunks = {"chunk_rows": 250}
+    chunks = {"chunk_rows": 250, "tables_at_once": 1}  # zz's turn comes after aa's
     plan = write_plan(tmp_path, pg_url, "duckdb:///w.duckdb", tables=["aa", "zz"], transfer=chunks)
     dropped = []
 
