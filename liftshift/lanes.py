@@ -1,10 +1,10 @@
 """Several tables moving at once, each in a lane: a source connection that holds the table's
 snapshot, and the target connections that land its chunks.
 
-Why: much of a table's time is waiting, not work — its snapshot and chunk plan, the target's DDL,
-and into BigQuery a load job and query jobs per chunk (most of a second each, on the local
-endpoint too). An estate of many small tables moved one at a time leaves the workers idle
-between them. Reads stay capped by max_source_connections over all lanes (ReadSlots).
+Why: much of a table's time is waiting, not work: its snapshot and chunk plan, the target's DDL,
+and into BigQuery a load job and query jobs per chunk. An estate of many small tables moved one
+at a time leaves the workers idle between them. Reads stay capped by max_source_connections over
+all lanes (ReadSlots).
 """
 
 import queue
@@ -37,8 +37,8 @@ T = TypeVar("T")
 
 @contextmanager
 def opened_lanes(plan: Plan, source: Source, first: Target, lanes: int, writers: int) -> Iterator[list[Lane]]:
-    """lanes lanes of writers target connections each; the first lane uses source and first, which
-    stay open, and every connection opened here is closed on the way out."""
+    """The lanes, each with `writers` target connections. The first lane uses source and first, which
+    stay open; every connection opened here is closed on the way out."""
     with ExitStack() as stack:
         own: list[Target] = [first]
         for _ in range(writers - 1):
