@@ -18,7 +18,7 @@ from liftshift.errors import SourceReadError
 from liftshift.extract import arrow_fingerprint
 from liftshift.ledger import Ledger
 from tests.conftest import bigquery_url, new_database, write_plan
-from tests.test_connectors import EDGE_TABLE, FRACTIONS, MORE_TYPES, WIDE_NUMBERS
+from tests.test_connectors import EDGE_TABLE, FRACTIONS, MORE_TYPES, WIDE_NUMBERS, ZEROS
 
 # Keys that are awkward as literals: quotes, backslashes, newlines, non-ASCII, and upper case
 # sorting before lower case (byte order). The embedded server's databases are C.UTF-8 and it has no
@@ -137,10 +137,10 @@ def test_chunk_boundaries_survive_the_ledger_and_cover_the_table(shapes):
     source.close()
 
 
-@pytest.mark.parametrize("name", ["edge", "more", "wide", "fractions"])
+@pytest.mark.parametrize("name", ["edge", "more", "wide", "fractions", "zeros"])
 def test_the_checksum_at_extract_equals_postgresql_s_own(pg_url, name):
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(EDGE_TABLE + MORE_TYPES + WIDE_NUMBERS + FRACTIONS)
+        conn.execute(EDGE_TABLE + MORE_TYPES + WIDE_NUMBERS + FRACTIONS + ZEROS)
     source = PostgresSource(pg_url)
     (table,) = source.catalog([name])
     data = source.read_table(table, None)
