@@ -24,7 +24,6 @@ from liftshift.connectors.duckdb import DuckDBTarget, native_fingerprint_sql, re
 from liftshift.connectors.postgres import PostgresSource, read_binary
 from liftshift.pgread import binary_copy_ready
 from liftshift.plan import Plan
-from liftshift.rowtext import row_texts
 from liftshift.schema import accepted_lossy
 from liftshift.types import Verdict, target_mapping
 
@@ -66,15 +65,11 @@ def arrow_fingerprint(table: Table, data: pa.Table, native: bool = False, target
         if native:
             sql = native_fingerprint_sql("liftshift_chunk", table, None)
         else:
-            texts = row_texts(conn, table.columns, data, target == "bigquery")
-            conn.register("liftshift_rows", pa.table({"t": texts}))
-            sql = fp.text_fingerprint_sql("liftshift_rows", "t")
+            sql = fp.fingerprint_sql("duckdb", "liftshift_chunk", table.columns, None, target == "bigquery")
         (n, hi, lo), *_ = conn.execute(sql).fetchall() or [(0, 0, 0)]
         return fp.combine(n, hi, lo)
     finally:
         conn.unregister("liftshift_chunk")
-        if not native:
-            conn.unregister("liftshift_rows")
 
 
 def _hasher() -> duckdb.DuckDBPyConnection:

@@ -11,8 +11,7 @@ A range's checksum is the sum of its rows' hashes modulo 2**64: BigQuery sums th
 separately so neither overflows; PostgreSQL sums the 64 bits as one signed int8, exactly (in
 numeric), and DuckDB as one unsigned, in a HUGEINT: the same sum modulo 2**64. combine() folds any
 of them into it.
-All three rule sets live in this one file because they must agree: change them together. The
-DuckDB rules also have a second form, liftshift.rowtext's kernels over Arrow, held to them by its tests.
+All three rule sets live in this one file because they must agree: change them together.
 """
 
 from decimal import Decimal
@@ -65,7 +64,7 @@ _BQ_FLOAT = (
 # Times and timestamps as the 16 hex digits of their microseconds (two's complement) since midnight,
 # or since 2000-01-01 00:00 (UTC for an instant): PostgreSQL's own binary form, a third of the cost of
 # printing the epoch's microseconds in decimal.
-Y2K_MICROS = 946684800000000
+_Y2K_MICROS = 946684800000000
 _DUCK_HEX64 = "printf('%016x', CAST(CAST({v} AS BIT) AS UBIGINT))"
 _BQ_HEX64 = "FORMAT('%08x%08x', ({v} >> 32) & 0xFFFFFFFF, ({v}) & 0xFFFFFFFF)"
 _INTS = (C.INT16, C.INT32, C.INT64)
@@ -94,7 +93,7 @@ _RULES: dict[str, dict[C, str]] = {
         C.DATE: "CAST(UNIX_DATE({c}) AS STRING)",
         C.TIME: _BQ_HEX64.format(v="TIME_DIFF({c}, TIME '00:00:00', MICROSECOND)"),
         C.TIMESTAMP: _BQ_HEX64.format(v="DATETIME_DIFF({c}, DATETIME '2000-01-01', MICROSECOND)"),
-        C.TIMESTAMPTZ: _BQ_HEX64.format(v=f"(UNIX_MICROS({{c}}) - {Y2K_MICROS})"),
+        C.TIMESTAMPTZ: _BQ_HEX64.format(v=f"(UNIX_MICROS({{c}}) - {_Y2K_MICROS})"),
         C.JSON: "TO_JSON_STRING({c})",
     },
     "duckdb": {
@@ -106,8 +105,8 @@ _RULES: dict[str, dict[C, str]] = {
         C.BYTES: "lower(hex({c}))",
         C.DATE: "CAST({c} - DATE '1970-01-01' AS VARCHAR)",
         C.TIME: _DUCK_HEX64.format(v="epoch_us({c})"),
-        C.TIMESTAMP: _DUCK_HEX64.format(v=f"epoch_us({{c}}) - {Y2K_MICROS}"),
-        C.TIMESTAMPTZ: _DUCK_HEX64.format(v=f"epoch_us({{c}}) - {Y2K_MICROS}"),
+        C.TIMESTAMP: _DUCK_HEX64.format(v=f"epoch_us({{c}}) - {_Y2K_MICROS}"),
+        C.TIMESTAMPTZ: _DUCK_HEX64.format(v=f"epoch_us({{c}}) - {_Y2K_MICROS}"),
         C.JSON: _JSON_COMPACT.format(text="CAST({c} AS VARCHAR)"),
     },
 }  # fmt: skip
@@ -116,7 +115,7 @@ _RULES: dict[str, dict[C, str]] = {
 # MD5 works in 64-byte blocks and is a third of a row's hashing cost in every engine: the 3 bytes of
 # U+241F, used before, made the benchmark's rows a block longer. Like any separator left unescaped,
 # it lets two rows share a text only if their strings hold '|0' or '|1' placed to line up exactly.
-SEPARATOR = "|"
+_SEPARATOR = "|"
 # PostgreSQL's md5(text) hashes the database encoding's bytes, DuckDB's and BigQuery's UTF-8: a database in
 # another encoding (LATIN1, …) hashes its row converted to UTF-8. The test runs once per query (an
 # InitPlan), so a UTF-8 database is spared convert_to: 8% more CPU per row hash (bench table).
@@ -181,7 +180,7 @@ def row_hash(dialect: str, columns: tuple[Column, ...], bigquery_json: bool = Fa
     """SQL for the hex MD5 of a row's canonical text: its columns' texts joined by the separator."""
     # The separator rides in the next column's constants, sparing PostgreSQL a concatenation per
     # column; DuckDB's concat() builds the row in one pass, where each || would make a string.
-    leads = [SEPARATOR if i else "" for i in range(len(columns))]
+    leads = [_SEPARATOR if i else "" for i in range(len(columns))]
     parts = [canonical_text(dialect, c, lead, bigquery_json) for c, lead in zip(columns, leads, strict=True)]
     row = " || ".join(parts) if dialect == "postgres" else f"CONCAT({', '.join(parts)})"
     return _HASH[dialect].format(row=row)
@@ -274,12 +273,6 @@ def fingerprint_sql(
     where = range_predicate(dialect, key_range)
     inner = f"SELECT {row_hash(dialect, columns, bigquery_json)} AS h FROM {relation} WHERE {where}"
     return f"SELECT COUNT(*) AS n, {checksum_sums(dialect)} FROM ({inner}) AS r"
-
-
-def text_fingerprint_sql(relation: str, text: str) -> str:
-    """DuckDB: (rows, hi, lo) over a relation whose column text holds each row's canonical text."""
-    inner = f"SELECT {_HASH['duckdb'].format(row=quote('duckdb', text))} AS h FROM {relation}"
-    return f"SELECT COUNT(*) AS n, {checksum_sums('duckdb')} FROM ({inner}) AS r"
 
 
 def combine(rows: int, hi: int | None, lo: int | None) -> Fingerprint:
