@@ -14,7 +14,7 @@ from liftshift.settings import settings
 def local_cluster(workers: int) -> LocalCluster:
     """One single-threaded worker per core, as threads of this process.
 
-    Why threads: a worker's work releases the GIL (asyncpg's socket, the binary COPY parser, DuckDB), and
+    Why threads: a worker's work releases the GIL (the socket reads, the binary COPY parser, DuckDB), and
     in one process a chunk's Arrow table reaches the writer without being pickled and copied
     between processes (1 s of CPU per 5M rows), and the cluster starts in a tenth of the time.
     A scheduler of process workers elsewhere is used as it is (LIFTSHIFT_DASK_ADDRESS).

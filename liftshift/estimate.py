@@ -18,7 +18,6 @@ from liftshift.connectors.base import KeyRange, Table, TableRef, Target
 from liftshift.connectors.postgres import PostgresSource, read_binary
 from liftshift.errors import ConnectError, LiftshiftError
 from liftshift.extract import arrow_fingerprint, load_fingerprint, native_proof
-from liftshift.pgread import binary_copy_ready
 from liftshift.plan import Plan
 from liftshift.redact import redact
 from liftshift.types import target_mapping
@@ -106,7 +105,7 @@ def probe(
 
 def _read_sample(source: PostgresSource, table: Table, rows: int, verify: str) -> pa.Table:
     """The first rows rows, read the way transfer reads a chunk (liftshift.extract.extract_chunk)."""
-    if verify == "extract" and binary_copy_ready(source.url):
+    if verify == "extract":
         return read_binary(source.url, source.schema, table, f"LIMIT {int(rows)}")
     return source.read_sample(table, rows)
 

@@ -4,9 +4,8 @@ Why our own parser: PostgreSQL writes binary COPY with a third less CPU than CSV
 functions print nothing), but no library we measured turns it into Arrow cheaply. On the 5M-row
 benchmark table, two streams, server, client and parse together (NOTES.md): ADBC's PostgreSQL
 driver 6.0–6.9 CPU-s; CSV COPY through psql parsed by pyarrow ~5.0; binary COPY read by asyncpg
-(2.8) and parsed here (0.8) ~3.6. The parser is a few numba kernels: one walk over the rows that
-decodes every fixed-width value, then one pass per variable-width column. numba compiles them on
-first use (~3 s) and caches the machine code.
+(2.8) and parsed here (0.8) ~3.6. The parser is a few numba kernels (liftshift.pgkernels): one walk
+over the rows that decodes every fixed-width value, then one pass per variable-width column.
 
 Each column is selected as the wire type of its canonical type (cast to it unless it is of it
 already), so its bytes have one layout whatever the source type was. Decimals of up to 18 digits
@@ -17,24 +16,21 @@ import re
 import threading
 from typing import Any
 
-import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from numba.core.unsafe.bytes import memcpy_region
 
 from liftshift import fingerprint as fp
+from liftshift import pgkernels as pk
 from liftshift.connectors.base import Column, Table
 from liftshift.errors import SourceReadError
 from liftshift.types import Canonical as C
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_NULL = 0xFFFFFFFF
 _DAYS_1970_TO_2000 = 10_957  # PostgreSQL counts dates and timestamps from 2000-01-01
 _MICROS_1970_TO_2000 = _DAYS_1970_TO_2000 * 86_400 * 1_000_000
 _MICROS_PER_DAY = 86_400 * 1_000_000
 _INT64_DIGITS = 18  # decimals this wide fit an int64 unscaled
-_MALFORMED = -2  # _numeric's answer when a value's bytes are not a NUMERIC
 _THREAD = threading.local()
 # Values narrower than 64 bits: the walk's int64 is cut to their bits, then read as their type.
 _NARROW = {
@@ -97,18 +93,33 @@ def _width(column: Column) -> int:
 
 def decode(data: bytes | bytearray | memoryview, table: Table) -> pa.Table:
     """The rows of a COPY … TO STDOUT (FORMAT binary) of table's projections, in its Arrow schema."""
-    schema = table.arrow_schema()
     if not data:
-        return schema.empty_table()
+        return table.arrow_schema().empty_table()
     buf = np.frombuffer(data, np.uint8)
+    return _decoded(buf, body_start(data), buf.size, False, table)
+
+
+def decode_messages(reply: memoryview, first: int, table: Table) -> pa.Table:
+    """The rows of a binary COPY as the server sent them, in messages (liftshift.pgwire): its CopyData
+    messages from the one at first on. Each holds one row, as the protocol promises; the first also
+    starts with the COPY's header, or is the header alone."""
+    buf = np.frombuffer(reply, np.uint8)
+    payload, end = first + 5, first + 1 + int.from_bytes(reply[first + 1 : first + 5], "big")
+    start = payload + body_start(reply[payload:end])
+    if start > end or end > buf.size:
+        raise SourceReadError(f"the binary COPY of {table.name} is cut short or malformed; run it again")
+    return _decoded(buf, start, end, True, table)
+
+
+def _decoded(buf: np.ndarray, start: int, until: int, framed: bool, table: Table) -> pa.Table:
+    """The rows from start on (see pgkernels.walk for until and framed), in the table's Arrow schema."""
     widths = np.array([_width(c) for c in table.columns], np.int64)
-    start = body_start(data)
     values, nulls = _scratch(widths.size, max(buf.size - start, 0) // (2 + 4 * widths.size) + 1)
-    rows = _walk(buf, start, widths, values, nulls)
+    rows = pk.walk(buf, start, until, framed, widths, values, nulls)
     if rows < 0:
         raise SourceReadError(f"the binary COPY of {table.name} is cut short or malformed; run it again")
     arrays = [_column(buf, values[i, :rows], nulls[i, :rows], c) for i, c in enumerate(table.columns)]
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return pa.Table.from_arrays(arrays, schema=table.arrow_schema())
 
 
 def _scratch(fields: int, most: int) -> tuple[np.ndarray, np.ndarray]:
@@ -181,7 +192,7 @@ def _variable(
     buf: np.ndarray, values: np.ndarray, nulls: np.ndarray, valid: Any, column: Column, target: pa.DataType
 ) -> pa.Array:
     """Text, JSON, bytea, and decimals too wide for the int64 kernel (as text, then cast exactly)."""
-    offsets, payload = _gather(buf, values, nulls)
+    offsets, payload = pk.gather(buf, values, nulls)
     binary = column.canonical is C.BYTES
     wide = offsets[-1] > np.iinfo(np.int32).max  # over 2 GiB in one chunk: 64-bit offsets
     if wide:
@@ -207,8 +218,8 @@ def _decimal(
     arrow: pa.Decimal128Type,
 ) -> pa.Array:  # fmt: skip
     """A decimal of up to 18 digits, decoded from PostgreSQL's base-10000 digits."""
-    unscaled, bad = _numeric(buf, values, nulls, arrow.scale, 10**arrow.precision)
-    if bad == _MALFORMED:
+    unscaled, bad = pk.numeric(buf, values, nulls, arrow.scale, 10**arrow.precision)
+    if bad == pk.MALFORMED:
         raise SourceReadError(f"the binary COPY of column {column.name} is malformed; run it again")
     if bad >= 0:
         raise SourceReadError(
@@ -219,131 +230,3 @@ def _decimal(
     words[:, 0] = unscaled
     words[:, 1] = unscaled >> 63
     return pa.Array.from_buffers(arrow, len(values), [valid, pa.py_buffer(words)])
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _u32(buf: np.ndarray, pos: int) -> int:
-    """The big-endian unsigned 32-bit integer at pos."""
-    high = (np.int64(buf[pos]) << 24) | (np.int64(buf[pos + 1]) << 16)
-    return int(high | (np.int64(buf[pos + 2]) << 8) | np.int64(buf[pos + 3]))
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _bits(buf: np.ndarray, pos: int, width: int) -> int:
-    """The big-endian value of width (8, 4, 2 or 1) bytes at pos, as int64 bits."""
-    if width == 8:
-        return int((np.int64(_u32(buf, pos)) << 32) | np.int64(_u32(buf, pos + 4)))
-    if width == 4:
-        return _u32(buf, pos)
-    if width == 2:
-        return int(np.int64(buf[pos]) << 8 | np.int64(buf[pos + 1]))
-    return int(buf[pos])
-
-
-@numba.njit(cache=True, nogil=True)
-def _walk(buf: np.ndarray, pos: int, widths: np.ndarray, values: np.ndarray, nulls: np.ndarray) -> int:
-    """Fills values and nulls per field and row: a fixed-width value's big-endian bits, or a
-    variable value's offset; and whether it is NULL. Returns the rows before the trailer, or -1
-    if a length leaves the buffer (cut short or malformed).
-
-    One pass, so the row count is not known before it: the arrays have room for the most rows
-    the buffer could hold (every field NULL).
-    """
-    fields, end = widths.size, buf.size
-    rows = 0
-    while pos + 2 <= end:
-        if (np.int64(buf[pos]) << 8 | np.int64(buf[pos + 1])) != fields:
-            trailer = buf[pos] == 0xFF and buf[pos + 1] == 0xFF and pos + 2 == end
-            return rows if trailer else -1
-        if rows == values.shape[1]:
-            return -1
-        pos += 2
-        for f in range(fields):
-            if pos + 4 > end:
-                return -1
-            length = _u32(buf, pos)
-            pos += 4
-            nulls[f, rows] = length == _NULL
-            if length == _NULL:
-                values[f, rows] = 0  # the reused array holds the last chunk's values
-                continue
-            if pos + length > end or (widths[f] > 0 and length != widths[f]):
-                return -1
-            values[f, rows] = pos if widths[f] == 0 else _bits(buf, pos, widths[f])
-            pos += length
-        rows += 1
-    return -1
-
-
-@numba.njit(cache=True, nogil=True)
-def _gather(buf: np.ndarray, starts: np.ndarray, nulls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A variable-width column's values laid end to end, and their offsets."""
-    rows = starts.size
-    offsets = np.zeros(rows + 1, np.int64)
-    for r in range(rows):
-        offsets[r + 1] = offsets[r] + (0 if nulls[r] else _u32(buf, starts[r] - 4))
-    payload = np.empty(offsets[rows], np.uint8)
-    # memcpy, not a loop over bytes: half the time for the benchmark's text (the walk checked the bounds).
-    # mypy sees the intrinsic's Python signature, which starts with numba's typing context.
-    for r in range(rows):
-        size = offsets[r + 1] - offsets[r]
-        memcpy_region(payload.ctypes, offsets[r], buf.ctypes, starts[r], size, 1)  # type: ignore[call-arg]
-    return offsets, payload
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _grow(value: np.int64, times: int | np.int64, add: int | np.int64, limit: int) -> np.int64:
-    """value * times + add if that is below limit, else -1 (value -1 stays -1); never overflows."""
-    if value < 0 or value > (limit - 1 - add) // times:
-        return np.int64(-1)
-    return np.int64(value * times + add)
-
-
-@numba.njit(cache=True, nogil=True)
-def _numeric(
-    buf: np.ndarray, starts: np.ndarray, nulls: np.ndarray, scale: int, limit: int
-) -> tuple[np.ndarray, int]:
-    """NUMERIC values as int64 unscaled by 10^scale, and -1; or the first row that does not fit,
-    or _MALFORMED if a value's bytes are not a NUMERIC.
-
-    A value is ndigits, weight, sign, dscale (int16 each), then ndigits base-10000 digits: digit i
-    is worth 10000^(weight - i), so scaled by 10^scale it is worth 10^(4 * (weight - i) + scale).
-    """
-    out = np.zeros(starts.size, np.int64)
-    for r in range(starts.size):
-        if nulls[r]:
-            continue
-        at = starts[r]
-        length = _u32(buf, at - 4)
-        if length < 8 or length != 8 + 2 * (np.int64(buf[at]) << 8 | np.int64(buf[at + 1])):
-            return out, _MALFORMED
-        ndigits = (length - 8) // 2
-        weight = np.int64(buf[at + 2]) << 8 | np.int64(buf[at + 3])
-        weight = weight - 65536 if weight >= 32768 else weight
-        sign = np.int64(buf[at + 4]) << 8 | np.int64(buf[at + 5])
-        if sign != 0 and sign != 0x4000:  # NaN, +Infinity, -Infinity
-            return out, r
-        value, power = np.int64(0), 4 * weight + scale
-        for i in range(ndigits):
-            digit = np.int64(buf[at + 8 + 2 * i]) << 8 | np.int64(buf[at + 9 + 2 * i])
-            if digit > 9999:
-                return out, _MALFORMED
-            if power >= 0:
-                value = _grow(value, 10000, digit, limit)
-            elif power > -4:  # the digit straddles the scale: its low places must be zeros
-                cut = 10 ** (-power)
-                value = _grow(value, 10000 // cut, digit // cut, limit) if digit % cut == 0 else np.int64(-1)
-            elif digit != 0:
-                value = np.int64(-1)
-            if value < 0:
-                return out, r
-            power -= 4
-        # power is now that of the digit after the last: scale the last one up to 10^0
-        for _ in range(power + 4):
-            value = _grow(value, 10, 0, limit)
-            if value < 0:  # past 10^18 every value but 0 has reached the limit: stop early
-                break
-        if value < 0:
-            return out, r
-        out[r] = -value if sign == 0x4000 else value
-    return out, -1

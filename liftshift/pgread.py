@@ -1,28 +1,27 @@
 """Reading PostgreSQL fast and exactly: binary COPY, parsed into Arrow by liftshift.pgbinary.
 
-Transfer's chunks and assess's samples come through asyncpg (binary_copy); other reads through
-psycopg (copy_arrow; delta's changed rows in batches, copy_batches), as does everything when asyncpg
-cannot take the source URL.
+Transfer's chunks and assess's samples come through binary_copy: off the socket of an unencrypted
+connection (liftshift.pgwire), else through asyncpg, or psycopg where asyncpg cannot take the URL.
+Other reads come through psycopg (copy_arrow; delta's changed rows in batches, copy_batches).
 Chunks are read on Dask workers in parallel, so each is parsed whole on its worker's own thread.
 """
 
 import asyncio
 import sys
-import threading
-import time
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
-import numpy as np
 import psycopg
 import pyarrow as pa
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from liftshift.connectors.base import Table
 from liftshift.errors import SourceReadError
-from liftshift.pgbinary import body_start, decode
+from liftshift.pgbinary import body_start, decode, decode_messages
+from liftshift.pgwire import Received, copy_out, unencrypted
 from liftshift.redact import redact
 
 # URL parameters asyncpg reads as libpq does; any other it would send the server as a setting.
@@ -33,16 +32,8 @@ _ASYNCPG_PARAMS = {
     "gsslib", "application_name",
 }  # fmt: skip
 _CONNECT_SECONDS = 10  # as long as liftshift's own psycopg connections wait
-# A read smaller than this means the reader has caught up with the server; it naps before the next.
-# Why: PostgreSQL sends 8 KiB at a time, and each network read costs ~18 µs of event loop and
-# protocol, about what the server spent producing the bytes. Holding the (private) loop for 0.2 ms
-# lets ~60 KiB gather in the socket: a quarter of the CPU (0.021 s for 250k rows of the transfer
-# benchmark, not 0.076), and no slower, as the server keeps writing into the socket meanwhile.
-_CAUGHT_UP_BYTES = 64 * 1024
-_NAP_SECONDS = 0.0002
-# A chunk's COPY fits (transfer's chunks are ~64 MiB); pages the read does not reach are never mapped.
-_FIRST_BUFFER_BYTES = 128 * 2**20
 _TRAILER = b"\xff\xff"  # the end of a binary COPY: a field count of -1
+_ENCRYPTED: set[str] = set()  # URLs whose connections may be encrypted: read through asyncpg or psycopg
 
 
 def copy_arrow(conn: psycopg.Connection[Any], sql: str, table: Table) -> pa.Table:
@@ -72,8 +63,8 @@ def copy_batches(
         yield rows
 
 
-def binary_copy_ready(url: str) -> bool:
-    """Whether binary_copy can connect with url as libpq would (a URL with parameters asyncpg knows)."""
+def asyncpg_reads(url: str) -> bool:
+    """Whether asyncpg can connect with url as libpq would (a URL with parameters asyncpg knows)."""
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql"):
         return False  # a key=value conninfo: psycopg reads it
@@ -83,11 +74,29 @@ def binary_copy_ready(url: str) -> bool:
 def binary_copy(url: str, statements: list[str], select: str, table: Table) -> pa.Table:
     """Run statements, then COPY (select) TO STDOUT (FORMAT binary), on a new connection; parse the rows.
 
-    Why asyncpg and not psycopg: libpq hands COPY over one row per call, and psycopg spends ~0.6 µs
-    of Python per row (3 s of CPU for 5M rows, as long as the whole binary COPY). asyncpg's Cython
-    protocol joins the rows of each network read into one piece: on the transfer benchmark it
-    takes 0.4 CPU-s where psql and the pipe from it took 1.9.
+    Off the socket if the connection is unencrypted (liftshift.pgwire). Else through asyncpg: libpq
+    hands COPY over one row per call, and psycopg spends ~0.6 µs of Python per row (3 s of CPU for
+    5M rows, as long as the whole binary COPY), where asyncpg's Cython protocol joins the rows of
+    each network read. psycopg only where asyncpg cannot take the URL.
     """
+    copy = f"COPY ({select}) TO STDOUT (FORMAT binary)"
+    if url in _ENCRYPTED and asyncpg_reads(url):
+        return _asyncpg_copy(url, statements, select, table)
+    conn = _connect(url)
+    try:
+        if unencrypted(conn) and _gss_left_out(url):
+            _run(conn, statements)  # before the COPY's query, whose text they may decide how to read
+            return decode_messages(*copy_out(conn, copy), table)
+        _ENCRYPTED.add(url)
+        if not asyncpg_reads(url):
+            _run(conn, statements)
+            return copy_arrow(conn, copy, table)
+    finally:
+        conn.close()
+    return _asyncpg_copy(url, statements, select, table)
+
+
+def _asyncpg_copy(url: str, statements: list[str], select: str, table: Table) -> pa.Table:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -96,44 +105,47 @@ def binary_copy(url: str, statements: list[str], select: str, table: Table) -> p
         return thread.submit(_read, url, statements, select, table).result()
 
 
+def _connect(url: str) -> psycopg.Connection[Any]:
+    """A psycopg connection to url in UTF-8 (liftshift.pgwire sends its queries so), without GSS
+    encryption unless the URL asks for it."""
+    gss = {} if "gssencmode" in _params(url) else {"gssencmode": "disable"}
+    conninfo = make_conninfo(url, client_encoding="UTF8", **gss)
+    try:
+        return psycopg.connect(conninfo, autocommit=True, connect_timeout=_CONNECT_SECONDS)
+    except psycopg.Error as exc:
+        raise SourceReadError(redact(f"cannot connect to PostgreSQL at {url}: {exc}")) from None
+
+
+def _gss_left_out(url: str) -> bool:
+    """Whether the connection is known to be without GSS encryption, which libpq does not report."""
+    return _params(url).get("gssencmode", "disable") == "disable"
+
+
+def _params(url: str) -> dict[str, Any]:
+    try:
+        return conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise SourceReadError(redact(f"cannot read the PostgreSQL URL {url}: {exc}")) from None
+
+
+def _run(conn: psycopg.Connection[Any], statements: list[str]) -> None:
+    try:
+        for statement in statements:
+            conn.execute(statement)
+    except psycopg.Error as exc:
+        raise SourceReadError(redact(str(exc).strip() or type(exc).__name__)) from None
+
+
 def _read(url: str, statements: list[str], select: str, table: Table) -> pa.Table:
-    received = _Received()
+    received = Received()
     asyncio.run(_copy(url, statements, select, received))
     return decode(received.view(), table)  # the Arrow table holds copies: the buffer can be reused
 
 
-class _Received:
-    """The bytes of a COPY, gathered in this thread's buffer, which its next COPY reuses.
+async def _copy(url: str, statements: list[str], select: str, received: Received) -> None:
+    async def keep(part: bytes) -> None:
+        received.keep(part)
 
-    Why reuse: a fresh buffer for each chunk (~60 MB at the default chunk size) is memory the
-    kernel must map and zero page by page, chunk after chunk.
-    """
-
-    _thread = threading.local()
-
-    def __init__(self) -> None:
-        kept: np.ndarray | None = getattr(self._thread, "buffer", None)
-        self.buffer = np.empty(0, np.uint8) if kept is None else kept
-        self.size = 0
-
-    async def keep(self, part: bytes) -> None:
-        """Append a network read; nap if it was small (see _NAP_SECONDS)."""
-        end = self.size + len(part)
-        if end > self.buffer.size:
-            grown = np.empty(max(2 * end, _FIRST_BUFFER_BYTES), np.uint8)
-            grown[: self.size] = self.buffer[: self.size]
-            self.buffer = self._thread.buffer = grown
-        self.buffer[self.size : end] = np.frombuffer(part, np.uint8)
-        self.size = end
-        if len(part) < _CAUGHT_UP_BYTES:
-            time.sleep(_NAP_SECONDS)
-
-    def view(self) -> memoryview:
-        """The bytes received."""
-        return self.buffer.data[: self.size]
-
-
-async def _copy(url: str, statements: list[str], select: str, received: _Received) -> None:
     try:
         conn = await asyncpg.connect(url, timeout=_CONNECT_SECONDS)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -141,7 +153,7 @@ async def _copy(url: str, statements: list[str], select: str, received: _Receive
     try:
         for statement in statements:
             await conn.execute(statement)
-        await conn.copy_from_query(select, output=received.keep, format="binary")
+        await conn.copy_from_query(select, output=keep, format="binary")
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise SourceReadError(redact(str(exc) or type(exc).__name__)) from None
     finally:

@@ -11,7 +11,7 @@ import pytest
 from liftshift.connectors.postgres import PostgresSource, read_binary, select_sql
 from liftshift.errors import SourceReadError
 from liftshift.pgbinary import decode
-from liftshift.pgread import binary_copy, binary_copy_ready
+from liftshift.pgread import asyncpg_reads, binary_copy
 
 # (precision, scale): the int64 kernel (≤ 18 digits, scales 0 to 18), and text cast exactly to
 # decimal128 (19…38 digits) or decimal256.
@@ -142,11 +142,11 @@ def test_a_cut_short_copy_is_an_error_not_a_crash(pg_url):
 
 
 def test_which_urls_asyncpg_reads_and_which_go_to_psycopg():
-    assert binary_copy_ready("postgresql://app:pw@db:5432/shop?sslmode=require&application_name=x")
-    assert binary_copy_ready("postgres://app@/shop?host=/var/run/postgresql")
-    assert not binary_copy_ready("host=db dbname=shop user=app")  # key=value: psycopg
-    assert not binary_copy_ready("postgresql://app@db/shop?connect_timeout=5")  # asyncpg would SET it
-    assert not binary_copy_ready("postgresql://app@db/shop?options=-csearch_path%3Dx")
+    assert asyncpg_reads("postgresql://app:pw@db:5432/shop?sslmode=require&application_name=x")
+    assert asyncpg_reads("postgres://app@/shop?host=/var/run/postgresql")
+    assert not asyncpg_reads("host=db dbname=shop user=app")  # key=value: psycopg
+    assert not asyncpg_reads("postgresql://app@db/shop?connect_timeout=5")  # asyncpg would SET it
+    assert not asyncpg_reads("postgresql://app@db/shop?options=-csearch_path%3Dx")
 
 
 def test_an_unreachable_source_says_so_without_its_password(pg_url):

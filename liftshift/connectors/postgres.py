@@ -101,12 +101,15 @@ def select_sql(schema: str, table: Table, clause: str) -> str:
 
 
 def read_binary(url: str, schema: str, table: Table, clause: str, snapshot_id: str | None = None) -> pa.Table:
-    """The rows clause selects, as read_table reads them but through asyncpg (liftshift.pgread.binary_copy),
-    in the exported snapshot if given."""
+    """The rows clause selects, as read_table reads them but faster (liftshift.pgread.binary_copy), in
+    the exported snapshot if given."""
     # A chunk is a large slice of the table: a bitmap heap scan reads its pages once each, in their
     # order on disk, where an index scan visits them tuple by tuple through the index (PostgreSQL
-    # spent 0.2-0.3 s more CPU per 5M rows of the transfer benchmark).
-    statements = [_SESSION, "SET enable_indexscan = off"]
+    # spent 0.2-0.3 s more CPU per 5M rows of the transfer benchmark). One backend reads a chunk: a
+    # parallel plan, which PostgreSQL chose for chunks of 200k rows of that table, would start more
+    # (past max_source_connections) and pass every row between them (PostgreSQL took 4.0 CPU-s for
+    # the table in 25 chunks, 2.9 in 12 chunks it read alone).
+    statements = [_SESSION, "SET enable_indexscan = off; SET max_parallel_workers_per_gather = 0"]
     if snapshot_id:
         join = pgsql.SQL("SET TRANSACTION SNAPSHOT {}").format(pgsql.Literal(snapshot_id))
         statements += ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", join.as_string()]
