@@ -107,8 +107,8 @@ def read_binary(url: str, schema: str, table: Table, clause: str, snapshot_id: s
     # order on disk, where an index scan visits them tuple by tuple through the index (PostgreSQL
     # spent 0.2-0.3 s more CPU per 5M rows of the transfer benchmark). One backend reads a chunk: a
     # parallel plan, which PostgreSQL chose for chunks of 200k rows of that table, would start more
-    # (past max_source_connections) and pass every row between them (PostgreSQL took 4.0 CPU-s for
-    # the table in 25 chunks, 2.9 in 12 chunks it read alone).
+    # (past max_source_connections) and pass every row between them: the table in such chunks took
+    # PostgreSQL 4.1-4.5 CPU-s so, 2.9 with one backend per chunk.
     statements = [_SESSION, "SET enable_indexscan = off; SET max_parallel_workers_per_gather = 0"]
     if snapshot_id:
         join = pgsql.SQL("SET TRANSACTION SNAPSHOT {}").format(pgsql.Literal(snapshot_id))
