@@ -82,9 +82,11 @@ def binary_copy(url: str, statements: list[str], select: str, table: Table) -> p
     copy = f"COPY ({select}) TO STDOUT (FORMAT binary)"
     if url in _ENCRYPTED and asyncpg_reads(url):
         return _asyncpg_copy(url, statements, select, table)
-    conn = _connect(url)
+    params = _params(url)
+    conn = _connect(url, params)
     try:
-        if unencrypted(conn) and _gss_left_out(url):
+        # libpq does not report GSS encryption: the socket is known clear only where _connect left it out
+        if unencrypted(conn) and params.get("gssencmode", "disable") == "disable":
             _run(conn, statements)  # before the COPY's query, whose text they may decide how to read
             return decode_messages(*copy_out(conn, copy), table)
         _ENCRYPTED.add(url)
@@ -105,20 +107,15 @@ def _asyncpg_copy(url: str, statements: list[str], select: str, table: Table) ->
         return thread.submit(_read, url, statements, select, table).result()
 
 
-def _connect(url: str) -> psycopg.Connection[Any]:
-    """A psycopg connection to url in UTF-8 (liftshift.pgwire sends its queries so), without GSS
-    encryption unless the URL asks for it."""
-    gss = {} if "gssencmode" in _params(url) else {"gssencmode": "disable"}
+def _connect(url: str, params: dict[str, Any]) -> psycopg.Connection[Any]:
+    """A psycopg connection to url (params: its parameters) in UTF-8 (liftshift.pgwire sends its
+    queries so), without GSS encryption unless the URL asks for it."""
+    gss = {} if "gssencmode" in params else {"gssencmode": "disable"}
     conninfo = make_conninfo(url, client_encoding="UTF8", **gss)
     try:
         return psycopg.connect(conninfo, autocommit=True, connect_timeout=_CONNECT_SECONDS)
     except psycopg.Error as exc:
         raise SourceReadError(redact(f"cannot connect to PostgreSQL at {url}: {exc}")) from None
-
-
-def _gss_left_out(url: str) -> bool:
-    """Whether the connection is known to be without GSS encryption, which libpq does not report."""
-    return _params(url).get("gssencmode", "disable") == "disable"
 
 
 def _params(url: str) -> dict[str, Any]:

@@ -103,13 +103,13 @@ def copy_out(conn: psycopg.Connection[object], sql: str) -> tuple[memoryview, in
     reply = received.view()
     first, error, whole = _frames(np.frombuffer(reply, np.uint8))
     if error >= 0:
-        raise SourceReadError(redact(error_text(reply, error)))
+        raise SourceReadError(redact(_error_text(reply, error)))
     if not whole or first < 0:
         raise SourceReadError("the connection to PostgreSQL closed during a read; run again")
     return reply, first
 
 
-def error_text(reply: memoryview, at: int) -> str:
+def _error_text(reply: memoryview, at: int) -> str:
     """The message of the ErrorResponse at `at`, with its detail if it has one."""
     end = at + 1 + int.from_bytes(reply[at + 1 : at + 5], "big")
     fields = {f[:1]: f[1:].decode("utf-8", "replace") for f in bytes(reply[at + 5 : end]).split(b"\0") if f}

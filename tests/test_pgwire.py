@@ -99,6 +99,7 @@ def test_an_encrypted_connection_is_read_through_asyncpg_or_psycopg_with_the_sam
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(_ODD.format(rows=3000))
     table = catalog(pg_url, "odd")
+    monkeypatch.setattr(pgread, "_ENCRYPTED", set())  # this test's own memory of encrypted URLs
     plain = read_binary(pg_url, "public", table, "ORDER BY 1")  # type: ignore[arg-type]
     assert pg_url not in pgread._ENCRYPTED
     monkeypatch.setattr(pgread, "unencrypted", lambda conn: False)
@@ -110,7 +111,6 @@ def test_an_encrypted_connection_is_read_through_asyncpg_or_psycopg_with_the_sam
     assert not pgread.asyncpg_reads(conninfo)
     through_psycopg = read_binary(conninfo, "public", table, "ORDER BY 1")  # type: ignore[arg-type]
     assert rows(through_asyncpg) == rows(plain) == rows(through_psycopg)
-    pgread._ENCRYPTED.clear()
 
 
 def _parallel_workers_launched(admin_url: str, database: str) -> int:
