@@ -22,6 +22,7 @@ from liftshift.connectors import opened
 from liftshift.connectors.base import KeyRange, Source, Table, Target
 from liftshift.errors import PlanError
 from liftshift.ledger import Ledger
+from liftshift.pgvalues import python_values
 from liftshift.plan import Plan
 from liftshift.redact import redact
 from liftshift.report import GateResult, StageReport
@@ -243,4 +244,4 @@ def key_difference(source_keys: pa.Table, target_keys: pa.Table) -> tuple[pa.Tab
 
 
 def _rows(keys: pa.Table) -> list[tuple[object, ...]]:
-    return list(zip(*(keys.column(i).to_pylist() for i in range(keys.num_columns)), strict=True))
+    return list(zip(*(python_values(keys.column(i)) for i in range(keys.num_columns)), strict=True))

@@ -265,3 +265,30 @@ def test_keys_held_otherwise_in_the_target_match_only_the_rows_that_changed(pg_u
     assert moved == {"amounts": (0, 0, 1), "codes": (0, 0, 1), "spans": (0, 1, 1)}
     validated = lifecycle.run_stage("validate", plan).report
     assert validated.gate.passed, validated.gate.reasons
+
+
+def test_a_delta_into_postgresql_matches_keys_dated_bc_and_past_year_9999(pg_url, pg_admin_url, tmp_path):
+    # psycopg's Python dates end at 9999 and begin at year 1: such keys are matched as PostgreSQL's text.
+    _sql(pg_url, """
+CREATE TABLE ages (d date PRIMARY KEY, v text, updated_at timestamptz NOT NULL);
+INSERT INTO ages SELECT date '0500-01-01 BC' + g * 3000, 'v' || g,
+  timestamptz '2024-01-01 00:00+00' + g * interval '1 s' FROM generate_series(1, 2000) g;
+""")  # fmt: skip
+    target_url = new_database(pg_admin_url)
+    plan = write_plan(tmp_path, pg_url, target_url, tables=["ages"],
+                      transfer={"chunk_rows": 300, "watermarks": {"ages": "updated_at"}})  # fmt: skip
+    assert lifecycle.run_stage("transfer", plan).report.gate.passed
+    _sql(pg_url, """
+UPDATE ages SET v = 'changed', updated_at = now()
+  WHERE d IN (date '0500-01-01 BC' + 3000, date '0500-01-01 BC' + 5997000);
+DELETE FROM ages WHERE d IN (date '0500-01-01 BC' + 6000, date '0500-01-01 BC' + 5994000);
+""")  # fmt: skip
+    moved = _delta(plan)["ages"]
+    assert (moved.upserted, moved.deleted) == (2, 2), moved
+    as_text = "SELECT d::text, v FROM ages ORDER BY ages.d"
+    with psycopg.connect(pg_url) as source, psycopg.connect(target_url) as target:
+        sent, landed = source.execute(as_text).fetchall(), target.execute(as_text).fetchall()
+    assert landed == sent and len(sent) == 1998
+    (first, first_v), (*_, before_last_v), (last, last_v) = sent[0], sent[-2], sent[-1]
+    assert first.endswith(" BC") and len(last) == 10 + 1 and (first_v, before_last_v, last_v) == (
+        "changed", "changed", "v2000"), sent[:1] + sent[-2:]  # fmt: skip

@@ -499,6 +499,32 @@ def test_date_and_time_keys_reaching_back_bc_are_cut_into_duckdb_chunks_and_a_re
     assert found.to_pylist() == [{"n": 5000, "bc": bc}] and bc > 1000
 
 
+def test_dates_and_times_from_bc_to_past_year_9999_land_in_postgresql_exactly_and_a_rerun_keeps_them(
+    pg_url, tmp_path, pg_admin_url
+):
+    sql = (
+        "CREATE TABLE ages (d date, t timestamptz, ts timestamp, v int, PRIMARY KEY (d, t));"
+        "INSERT INTO ages SELECT date '4000-01-01 BC' + g * 400, "
+        "timestamptz '4000-01-01 00:00:00.000001+00 BC' + g * interval '400 days 1 hour 0.000007 s', "
+        "timestamp '9000-01-01 23:59:59.999999' + g * interval '37 days', g FROM generate_series(1, 3000) g;"
+        "INSERT INTO ages VALUES ('5874897-12-31', '294246-12-31 23:59:59.999999+00', "
+        "'4713-11-24 00:00:00 BC', 0)"  # the latest date, and the latest timestamp Arrow holds
+    )
+    target_url = new_database(pg_admin_url)
+    report = _transfer_one(pg_url, tmp_path, sql, target_url, "ages", transfer={"chunk_rows": 500})
+    assert report.gate.passed and report.tables[0].moved >= 6, report.gate.reasons
+    plan = write_plan(tmp_path, pg_url, target_url, tables=["ages"], transfer={"chunk_rows": 500})
+    again = transfer.run(plan, Ledger(plan.ledger_url()))
+    assert again.gate.passed and again.tables[0].moved == 0, again.gate.reasons
+    as_text = "SELECT d::text, t::text, ts::text, v FROM ages ORDER BY v"
+    with psycopg.connect(pg_url) as source, psycopg.connect(target_url) as target:
+        source.execute("SET TIME ZONE 'UTC'"), target.execute("SET TIME ZONE 'UTC'")
+        sent, landed = source.execute(as_text).fetchall(), target.execute(as_text).fetchall()
+    assert landed == sent and len(sent) == 3001
+    spans = [row for row in sent if row[0].endswith(" BC")], [row for row in sent if len(row[0]) > 10]
+    assert all(len(rows) > 100 for rows in spans), [len(rows) for rows in spans]
+
+
 def test_an_in_memory_duckdb_target_is_written_by_one_connection(pg_url, tmp_path):
     sql = "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT g FROM generate_series(1, 1000) g"
     report = _transfer_one(pg_url, tmp_path, sql, "duckdb:///:memory:", "t", transfer={"chunk_rows": 100})

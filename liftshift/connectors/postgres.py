@@ -20,6 +20,7 @@ from liftshift.pgbinary import projection
 from liftshift.pgloaders import LOADERS
 from liftshift.pgread import binary_copy, copy_arrow, copy_batches
 from liftshift.pgtypes import BUILTIN_RANGES, PgType, map_postgres
+from liftshift.pgvalues import literal_values
 from liftshift.redact import redact
 from liftshift.xids import written_since_sql
 
@@ -393,6 +394,6 @@ def _key_match(conn: psycopg.Connection[Any], table: Table, keys: pa.Table, side
     for name in keys.column_names:
         column = table.column(name)
         typ = column.source_type if side == "source" else column.target_type("postgres")
-        values = pgsql.Literal(keys.column(name).to_pylist()).as_string(conn)
+        values = pgsql.Literal(literal_values(keys.column(name))).as_string(conn)
         arrays.append(f"{values}::{typ}[]")
     return f"({names}) IN (SELECT * FROM unnest({', '.join(arrays)}))"

@@ -9,6 +9,7 @@ from liftshift import fingerprint as fp
 from liftshift.connectors.base import Chunk, Column, Fingerprint, KeyRange, Table, TargetColumn
 from liftshift.connectors.postgres import _COLUMNS_SQL, PostgresSource, _key_match
 from liftshift.pgtypes import POSTGRES_HOLDERS
+from liftshift.pgvalues import python_values
 from liftshift.types import Canonical, target_mapping
 
 
@@ -96,7 +97,7 @@ class PostgresTarget(PostgresSource):
         with self.conn.cursor() as cur, cur.copy(f"COPY {self.relation(table)} ({names}) FROM STDIN") as copy:
             for batch in data.to_batches():
                 columns = [
-                    [_plain(v) for v in col.to_pylist()] if decimal else col.to_pylist()
+                    [_plain(v) for v in col.to_pylist()] if decimal else python_values(col)
                     for col, decimal in zip(batch.columns, decimals, strict=True)
                 ]
                 for row in zip(*columns, strict=True):
