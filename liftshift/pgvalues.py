@@ -18,7 +18,8 @@ def python_values(values: pa.Array | pa.ChunkedArray) -> list[Any]:
     past year 9999) as PostgreSQL's text of them."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    temporal = pa.types.is_date32(values.type) or pa.types.is_timestamp(values.type)
+    micros = pa.types.is_timestamp(values.type) and values.type.unit == "us"  # as liftshift reads them
+    temporal = pa.types.is_date32(values.type) or micros
     if not temporal or values.null_count == len(values):
         return values.to_pylist()
     unit = 1 if pa.types.is_date32(values.type) else _DAY_MICROS
