@@ -24,6 +24,7 @@ from liftshift import fingerprint as fp
 from liftshift.aggregates import AggregateDifference
 from liftshift.connectors.base import Column, Fingerprint, Table
 from liftshift.intbuckets import MODULO, Layout
+from liftshift.pgvalues import python_values
 from liftshift.report import shown
 from liftshift.types import Canonical as C
 
@@ -244,25 +245,11 @@ def describe_rows(
 
 
 def _rows_by_key(rows: pa.Table) -> dict[Any, dict[str, Any]]:
-    """Each key's row; a keyless table's rows are keyed by their hash (copies are alike)."""
-    try:
-        listed = rows.to_pylist()
-    except (OverflowError, ValueError):  # a date or time Python cannot hold: BC, or past 9999
-        listed = _temporal_as_text(rows)
+    """Each key's row; a keyless table's rows are keyed by their hash (copies are alike). Dates and
+    times Python cannot hold (BC, past year 9999) are PostgreSQL's text of them ('0045-03-15 BC')."""
+    columns = [python_values(rows.column(i)) for i in range(rows.num_columns)]
+    listed = [dict(zip(rows.column_names, values, strict=True)) for values in zip(*columns, strict=True)]
     return {row["k"]: row for row in listed}
-
-
-def _temporal_as_text(rows: pa.Table) -> list[dict[str, Any]]:
-    """The rows with dates and times as Arrow's text, BC as PostgreSQL writes it ('0045-03-15 BC'
-    where Arrow writes -0044-03-15, counting a year 0)."""
-    temporal = {f.name for f in rows.schema if pa.types.is_temporal(f.type)}
-    schema = pa.schema(pa.field(f.name, pa.string()) if f.name in temporal else f for f in rows.schema)
-    listed = rows.cast(schema).to_pylist()
-    for row in listed:
-        for name in temporal:
-            bc = re.fullmatch(r"-(\d+)(.*)", row[name] or "")
-            row[name] = f"{int(bc[1]) + 1:04d}{bc[2]} BC" if bc else row[name]
-    return listed
 
 
 def _changed_columns(table: Table, ours: dict[str, Any], theirs: dict[str, Any]) -> list[ColumnDifference]:
