@@ -87,7 +87,7 @@ def extract_chunk(
     it (runs on a Dask worker)."""
     if verify == "extract":
         where = f"WHERE {fp.range_predicate('postgres', chunk)}"
-        data = read_binary(url, schema, table, where, snapshot_id)
+        data = read_binary(url, schema, table, where, snapshot_id, keep=True)  # closed as the transfer ends
         return data, arrow_fingerprint(table, data, native, target)
     source = PostgresSource(url, schema)  # verify "source": PostgreSQL proves the rows it sent
     try:

@@ -1,7 +1,8 @@
 """Reading PostgreSQL fast and exactly: binary COPY, parsed into Arrow by liftshift.pgbinary.
 
 Transfer's chunks and assess's samples come through binary_copy: off the socket of an unencrypted
-connection (liftshift.pgwire), else through asyncpg, or psycopg where asyncpg cannot take the URL.
+connection (liftshift.pgwire; transfer's kept between chunks, liftshift.pgpool), else through
+asyncpg, or psycopg where asyncpg cannot take the URL.
 Other reads come through psycopg (copy_arrow; delta's changed rows in batches, copy_batches).
 Chunks are read on Dask workers in parallel, so each is parsed whole on its worker's own thread.
 """
@@ -16,12 +17,14 @@ from urllib.parse import parse_qsl, urlsplit
 import asyncpg
 import psycopg
 import pyarrow as pa
+from psycopg import sql as pgsql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from liftshift import pgpool
 from liftshift.connectors.base import Table
 from liftshift.errors import SourceReadError
 from liftshift.pgbinary import body_start, decode, decode_messages
-from liftshift.pgwire import Received, copy_out, unencrypted
+from liftshift.pgwire import ConnectionLost, Received, copy_out, unencrypted
 from liftshift.redact import redact
 
 # URL parameters asyncpg reads as libpq does; any other it would send the server as a setting.
@@ -71,31 +74,74 @@ def asyncpg_reads(url: str) -> bool:
     return all(key in _ASYNCPG_PARAMS for key, _ in parse_qsl(parts.query, keep_blank_values=True))
 
 
-def binary_copy(url: str, statements: list[str], select: str, table: Table) -> pa.Table:
-    """Run statements, then COPY (select) TO STDOUT (FORMAT binary), on a new connection; parse the rows.
+def binary_copy(
+    url: str, statements: list[str], select: str, table: Table, snapshot_id: str | None = None,
+    keep: bool = False,
+) -> pa.Table:  # fmt: skip
+    """Run statements, then COPY (select) TO STDOUT (FORMAT binary), in the exported snapshot if given;
+    parse the rows. keep: leave the connection open for the next read of url with the same statements
+    (liftshift.pgpool), where it is read off the socket.
 
     Off the socket if the connection is unencrypted (liftshift.pgwire). Else through asyncpg: libpq
     hands COPY over one row per call, and psycopg spends ~0.6 µs of Python per row (3 s of CPU for
     5M rows, as long as the whole binary COPY), where asyncpg's Cython protocol joins the rows of
     each network read. psycopg only where asyncpg cannot take the URL.
     """
-    copy = f"COPY ({select}) TO STDOUT (FORMAT binary)"
+    copy, opening = f"COPY ({select}) TO STDOUT (FORMAT binary)", _in_snapshot(snapshot_id)
     if url in _ENCRYPTED and asyncpg_reads(url):
-        return _asyncpg_copy(url, statements, select, table)
+        return _asyncpg_copy(url, [*statements, *opening], select, table)
+    kept_as = f"{url}\0{'; '.join(statements)}" if keep else ""
+    if kept_as and (kept := pgpool.take(kept_as)) is not None:
+        try:
+            return _off_socket(kept, opening, copy, table, kept_as)
+        except ConnectionLost:
+            pass  # it closed while kept (a restart, an idle timeout): a new connection reads
     params = _params(url)
     conn = _connect(url, params)
     try:
         # libpq does not report GSS encryption: the socket is known clear only where _connect left it out
-        if unencrypted(conn) and params.get("gssencmode", "disable") == "disable":
-            _run(conn, statements)  # before the COPY's query, whose text they may decide how to read
-            return decode_messages(*copy_out(conn, copy), table)
-        _ENCRYPTED.add(url)
+        clear = unencrypted(conn) and params.get("gssencmode", "disable") == "disable"
+        if clear or not asyncpg_reads(url):
+            # Each on its own, before the COPY's query: they may decide how its text is read.
+            _run(conn, [*statements, *([] if clear else opening)])
+    except BaseException:
+        conn.close()
+        raise
+    if clear:
+        return _off_socket(conn, opening, copy, table, kept_as)
+    _ENCRYPTED.add(url)
+    try:
         if not asyncpg_reads(url):
-            _run(conn, statements)
             return copy_arrow(conn, copy, table)
     finally:
         conn.close()
-    return _asyncpg_copy(url, statements, select, table)
+    return _asyncpg_copy(url, [*statements, *opening], select, table)
+
+
+def _in_snapshot(snapshot_id: str | None) -> list[str]:
+    """The statements that start a transaction in an exported snapshot (none without one)."""
+    if not snapshot_id:
+        return []
+    join = pgsql.SQL("SET TRANSACTION SNAPSHOT {}").format(pgsql.Literal(snapshot_id)).as_string()
+    return ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", join]
+
+
+def _off_socket(
+    conn: psycopg.Connection[Any], opening: list[str], copy: str, table: Table, kept_as: str
+) -> pa.Table:
+    """The COPY's rows read off the socket, in one query with the statements that open its transaction;
+    the connection is then kept as kept_as if given (and the read left it open), else closed."""
+    try:
+        reply, first = copy_out(conn, "; ".join([*opening, copy, *(["COMMIT"] if opening else [])]))
+        rows = decode_messages(reply, first, table)
+    except BaseException:
+        conn.close()
+        raise
+    if kept_as:
+        pgpool.give_back(kept_as, conn)
+    else:
+        conn.close()
+    return rows
 
 
 def _asyncpg_copy(url: str, statements: list[str], select: str, table: Table) -> pa.Table:

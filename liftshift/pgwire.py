@@ -31,7 +31,6 @@ _NAP_SECONDS = 0.0002
 # A chunk's COPY fits (transfer's chunks are ~64 MiB); pages the read does not reach are never mapped.
 _FIRST_BUFFER_BYTES = 128 * 2**20
 _ROOM_BYTES = 2**20  # free space kept ahead of a socket read
-_TERMINATE = b"X\x00\x00\x00\x04"
 
 
 class Received:
@@ -83,29 +82,42 @@ def unencrypted(conn: psycopg.Connection[object]) -> bool:
     return not conn.pgconn.ssl_in_use
 
 
-def copy_out(conn: psycopg.Connection[object], sql: str) -> tuple[memoryview, int]:
-    """Run sql (a COPY … TO STDOUT) and end the session; returns the server's reply, its messages as
-    sent, and where its first CopyData message starts.
+class ConnectionLost(SourceReadError):
+    """The connection to PostgreSQL broke or closed before the server's reply ended."""
 
-    Why end the session: the server closes the socket once it has replied, which marks where the
-    reply ends without reading its messages as they come. The connection is then only to be closed.
+
+def copy_out(conn: psycopg.Connection[object], sql: str) -> tuple[memoryview, int]:
+    """Run sql (one or more statements, one a COPY … TO STDOUT) in a simple query; returns the server's
+    reply, its messages as sent, and where its first CopyData message starts.
+
+    The reply is read until its ReadyForQuery, walking the messages as they arrive, so the connection
+    is then idle and can run the next read (liftshift.pgpool). It is closed instead when the reply
+    holds an error, when the server is left inside a transaction, or when more than the reply arrived.
     """
     query = sql.encode() + b"\0"
     received = Received()
+    walked = (0, -1, -1, _UNFINISHED)  # where the walk stopped, first CopyData, first error, status
     try:
         with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:  # libpq keeps its own
             sock.setblocking(True)
-            sock.sendall(b"Q" + (len(query) + 4).to_bytes(4, "big") + query + _TERMINATE)
-            while received.receive(sock):
-                pass
+            sock.sendall(b"Q" + (len(query) + 4).to_bytes(4, "big") + query)
+            while walked[3] == _UNFINISHED and received.receive(sock):
+                walked = _frames(received.buffer[: received.size], *walked[:3])
     except OSError as exc:
-        raise SourceReadError(f"the connection to PostgreSQL broke during a read: {exc}; run again") from None
+        conn.close()
+        raise ConnectionLost(f"the connection to PostgreSQL broke during a read: {exc}; run again") from None
+    end, first, error, status = walked
     reply = received.view()
-    first, error, whole = _frames(np.frombuffer(reply, np.uint8))
-    if error >= 0:
-        raise SourceReadError(redact(_error_text(reply, error)))
-    if not whole or first < 0:
-        raise SourceReadError("the connection to PostgreSQL closed during a read; run again")
+    if error >= 0 or status != _IDLE or end != received.size:
+        conn.close()
+    said = redact(_error_text(reply, error)) if error >= 0 else ""
+    if status == _UNFINISHED:  # a backend terminated says why before it closes the connection
+        why = f" ({said})" if said else ""
+        raise ConnectionLost(f"the connection to PostgreSQL closed during a read{why}; run again")
+    if said:
+        raise SourceReadError(said)
+    if status == _MALFORMED or first < 0:
+        raise SourceReadError("the reply of PostgreSQL to a COPY is malformed; run again")
     return reply, first
 
 
@@ -116,14 +128,21 @@ def _error_text(reply: memoryview, at: int) -> str:
     return ". ".join(fields[k] for k in (b"M", b"D") if k in fields) or "PostgreSQL reported an error"
 
 
+_UNFINISHED, _MALFORMED = -1, -2  # _frames' status before ReadyForQuery, and for a broken message
+_IDLE = 0x49  # ReadyForQuery's status outside a transaction: 'I'
+
+
 @numba.njit(cache=True, nogil=True)
-def _frames(buf: np.ndarray) -> tuple[int, int, bool]:
-    """Where the reply's first CopyData message and first ErrorResponse start (-1: none), and
-    whether it is whole: messages end to end, the last a ReadyForQuery."""
-    pos, first, error = 0, -1, -1
+def _frames(buf: np.ndarray, pos: int, first: int, error: int) -> tuple[int, int, int, int]:
+    """Walks the whole messages from pos on; returns where the walk stopped, where the first CopyData
+    message and the first ErrorResponse start (-1: none yet), and the ReadyForQuery's status byte once
+    the walk reached it (_UNFINISHED before, _MALFORMED for a broken message). Called after each
+    read with what the last call returned, so each message is walked once."""
     while pos + 5 <= buf.size:
         length = u32(buf, pos + 1)
-        if length < 4 or pos + 1 + length > buf.size:
+        if length < 4:
+            return pos, first, error, -2
+        if pos + 1 + length > buf.size:
             break
         kind = u8(buf, pos)
         if kind == 0x64 and first < 0:  # 'd'
@@ -131,6 +150,6 @@ def _frames(buf: np.ndarray) -> tuple[int, int, bool]:
         elif kind == 0x45 and error < 0:  # 'E'
             error = pos
         elif kind == 0x5A:  # 'Z'
-            return first, error, pos + 1 + length == buf.size
+            return pos + 1 + length, first, error, (int(u8(buf, pos + 5)) if length == 5 else -2)
         pos += 1 + length
-    return first, error, False
+    return pos, first, error, -1

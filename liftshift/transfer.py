@@ -3,6 +3,7 @@
 import fnmatch
 import re
 import time
+from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -11,6 +12,7 @@ from typing import Protocol
 from distributed import Client
 from pydantic import BaseModel, ConfigDict
 
+from liftshift import pgpool
 from liftshift.assembly import assemble, discard_parts, lost_parts, staged, target_lost
 from liftshift.chunkcopy import ChunkCopy
 from liftshift.chunking import chunk_rows_for, from_record, integer_key, plan_chunks, plan_table, to_record
@@ -110,7 +112,10 @@ def run(
             with lanes as opened, dask_client(plan.transfer.dask_address) as client:
                 reads = ReadSlots(plan.transfer.max_source_connections)
                 copy = partial(_copy_present, plan, ledger, client, reads)
-                lines = run_lanes(opened, tables, copy, progress)
+                try:
+                    lines = run_lanes(opened, tables, copy, progress)
+                finally:
+                    _close_kept(client)
         finally:
             first.close()
     finally:
@@ -122,6 +127,13 @@ def run(
         tables=[t.model_copy(update={"estimated_seconds": estimates.get(t.table)}) for t in lines],
     )  # fmt: skip
     return draft.model_copy(update={"gate": gate(draft)})
+
+
+def _close_kept(client: Client) -> None:
+    """Close the source connections the workers kept between chunk reads (liftshift.pgpool)."""
+    # It runs while another error may be on its way out; a worker out of reach took its connections with it.
+    with suppress(Exception):
+        client.run(pgpool.close_idle)
 
 
 def _vanished(stored: StoredReport | None, plan: Plan, tables: list[Table]) -> list[str]:

@@ -101,9 +101,11 @@ def select_sql(schema: str, table: Table, clause: str) -> str:
     return f"SELECT {select} FROM {relation} {clause}"
 
 
-def read_binary(url: str, schema: str, table: Table, clause: str, snapshot_id: str | None = None) -> pa.Table:
+def read_binary(
+    url: str, schema: str, table: Table, clause: str, snapshot_id: str | None = None, keep: bool = False
+) -> pa.Table:  # fmt: skip
     """The rows clause selects, as read_table reads them but faster (liftshift.pgread.binary_copy), in
-    the exported snapshot if given."""
+    the exported snapshot if given; keep: on a connection kept for the next read (liftshift.pgpool)."""
     # A chunk is a large slice of the table: a bitmap heap scan reads its pages once each, in their
     # order on disk, where an index scan visits them tuple by tuple through the index (PostgreSQL
     # spent 0.2-0.3 s more CPU per 5M rows of the transfer benchmark). One backend reads a chunk: a
@@ -111,10 +113,7 @@ def read_binary(url: str, schema: str, table: Table, clause: str, snapshot_id: s
     # (past max_source_connections) and pass every row between them: the table in such chunks took
     # PostgreSQL 4.1-4.5 CPU-s so, 2.9 with one backend per chunk.
     statements = [_SESSION, "SET enable_indexscan = off; SET max_parallel_workers_per_gather = 0"]
-    if snapshot_id:
-        join = pgsql.SQL("SET TRANSACTION SNAPSHOT {}").format(pgsql.Literal(snapshot_id))
-        statements += ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", join.as_string()]
-    return binary_copy(url, statements, select_sql(schema, table, clause), table)
+    return binary_copy(url, statements, select_sql(schema, table, clause), table, snapshot_id, keep)
 
 
 def connect(url: str, key: str = "source.url") -> psycopg.Connection[Any]:
