@@ -35,6 +35,7 @@ _ASYNCPG_PARAMS = {
     "gsslib", "application_name",
 }  # fmt: skip
 _CONNECT_SECONDS = 10  # as long as liftshift's own psycopg connections wait
+_UNACKED_MS = 60_000
 _TRAILER = b"\xff\xff"  # the end of a binary COPY: a field count of -1
 _ENCRYPTED: set[str] = set()  # URLs whose connections may be encrypted: read through asyncpg or psycopg
 
@@ -94,8 +95,10 @@ def binary_copy(
     if kept_as and (kept := pgpool.take(kept_as)) is not None:
         try:
             return _off_socket(kept, opening, copy, table, kept_as)
-        except ConnectionLost:
-            pass  # it closed while kept (a restart, an idle timeout): a new connection reads
+        except ConnectionLost as lost:
+            if not lost.before_rows:
+                raise  # it broke during the read: the chunk fails and is retried, as on a new one
+            # It closed while kept (a restart, an idle timeout): a new connection reads.
     params = _params(url)
     conn = _connect(url, params)
     try:
@@ -157,7 +160,10 @@ def _connect(url: str, params: dict[str, Any]) -> psycopg.Connection[Any]:
     """A psycopg connection to url (params: its parameters) in UTF-8 (liftshift.pgwire sends its
     queries so), without GSS encryption unless the URL asks for it."""
     gss = {} if "gssencmode" in params else {"gssencmode": "disable"}
-    conninfo = make_conninfo(url, client_encoding="UTF8", **gss)
+    # A kept connection whose peer vanished (a failover) fails its next query within a minute, not
+    # after TCP's retries (~15 minutes): sent bytes may stay unacknowledged this long (TCP only).
+    unacked = {} if "tcp_user_timeout" in params else {"tcp_user_timeout": _UNACKED_MS}
+    conninfo = make_conninfo(url, client_encoding="UTF8", **gss, **unacked)
     try:
         return psycopg.connect(conninfo, autocommit=True, connect_timeout=_CONNECT_SECONDS)
     except psycopg.Error as exc:

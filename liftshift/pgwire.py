@@ -83,7 +83,12 @@ def unencrypted(conn: psycopg.Connection[object]) -> bool:
 
 
 class ConnectionLost(SourceReadError):
-    """The connection to PostgreSQL broke or closed before the server's reply ended."""
+    """The connection to PostgreSQL broke or closed before the server's reply ended; before_rows:
+    before any of the COPY's rows arrived."""
+
+    def __init__(self, message: str, before_rows: bool) -> None:
+        super().__init__(message)
+        self.before_rows = before_rows
 
 
 def copy_out(conn: psycopg.Connection[object], sql: str) -> tuple[memoryview, int]:
@@ -105,7 +110,8 @@ def copy_out(conn: psycopg.Connection[object], sql: str) -> tuple[memoryview, in
                 walked = _frames(received.buffer[: received.size], *walked[:3])
     except OSError as exc:
         conn.close()
-        raise ConnectionLost(f"the connection to PostgreSQL broke during a read: {exc}; run again") from None
+        message = f"the connection to PostgreSQL broke during a read: {exc}; run again"
+        raise ConnectionLost(message, walked[1] < 0) from None
     end, first, error, status = walked
     reply = received.view()
     if error >= 0 or status != _IDLE or end != received.size:
@@ -113,7 +119,7 @@ def copy_out(conn: psycopg.Connection[object], sql: str) -> tuple[memoryview, in
     said = redact(_error_text(reply, error)) if error >= 0 else ""
     if status == _UNFINISHED:  # a backend terminated says why before it closes the connection
         why = f" ({said})" if said else ""
-        raise ConnectionLost(f"the connection to PostgreSQL closed during a read{why}; run again")
+        raise ConnectionLost(f"the connection to PostgreSQL closed during a read{why}; run again", first < 0)
     if said:
         raise SourceReadError(said)
     if status == _MALFORMED or first < 0:

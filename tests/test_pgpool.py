@@ -85,12 +85,57 @@ def test_a_kept_connection_the_server_closed_is_replaced_and_the_read_succeeds(p
         pgpool.close_idle()
 
 
+def _one_table(url: str, sql: str, name: str) -> object:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql)
+    source = PostgresSource(url, "public")
+    try:
+        (table,) = source.catalog([name])
+    finally:
+        source.close()
+    return table
+
+
 def test_a_read_that_fails_does_not_keep_its_connection(pg_url):
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE shaky AS SELECT g AS id FROM generate_series(1, 100) g")
+    table = _one_table(pg_url, "CREATE TABLE shaky AS SELECT g AS id FROM generate_series(1, 100) g", "shaky")
+    try:
+        assert read_binary(pg_url, "public", table, "", keep=True).num_rows == 100  # type: ignore[arg-type]
+        assert len(_kept_backends(pg_url)) == 1
+        with pytest.raises(SourceReadError, match="division by zero"):  # on the kept connection
+            read_binary(pg_url, "public", table, "WHERE 1 / (id - 50) > 0", keep=True)  # type: ignore[arg-type]
+        assert pgpool.close_idle() == 0  # a transaction that failed is not handed to the next read
+    finally:
+        pgpool.close_idle()
+
+
+def test_reads_in_an_exported_snapshot_share_a_kept_connection_and_see_only_the_snapshot(pg_url):
+    table = _one_table(
+        pg_url, "CREATE TABLE moving AS SELECT g AS id FROM generate_series(1, 1000) g", "moving"
+    )
     source = PostgresSource(pg_url, "public")
-    (table,) = source.catalog(["shaky"])
-    source.close()
-    with pytest.raises(SourceReadError, match="division by zero"):
-        read_binary(pg_url, "public", table, "WHERE 1 / (id - 50) > 0", keep=True)
-    assert pgpool.close_idle() == 0  # a transaction that failed is not handed to the next read
+    try:
+        with source.exported_snapshot() as snapshot:
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                conn.execute("DELETE FROM moving WHERE id > 500")  # after the snapshot: not seen
+            for _ in range(3):
+                assert read_binary(pg_url, "public", table, "", snapshot, keep=True).num_rows == 1000  # type: ignore[arg-type]
+            assert len(_kept_backends(pg_url)) == 1
+            with pytest.raises(
+                SourceReadError, match="division by zero"
+            ):  # inside the snapshot's transaction
+                read_binary(pg_url, "public", table, "WHERE 1 / (id - 7) > 0", snapshot, keep=True)  # type: ignore[arg-type]
+            assert pgpool.close_idle() == 0
+        assert read_binary(pg_url, "public", table, "", keep=True).num_rows == 500  # type: ignore[arg-type]
+    finally:
+        source.close()
+        pgpool.close_idle()
+
+
+def test_only_connections_idle_long_enough_are_closed_by_age(pg_url):
+    table = _one_table(pg_url, "CREATE TABLE aged AS SELECT g AS id FROM generate_series(1, 10) g", "aged")
+    try:
+        read_binary(pg_url, "public", table, "", keep=True)  # type: ignore[arg-type]
+        assert pgpool.close_idle(older_than=3600) == 0  # what the reaper runs every IDLE_SECONDS / 2
+        assert pgpool.close_idle(older_than=0) == 1
+    finally:
+        pgpool.close_idle()

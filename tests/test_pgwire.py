@@ -87,6 +87,10 @@ def test_a_reply_cut_short_is_refused(pg_url):
         whole = bytes(reply)
     assert decode_messages(memoryview(whole), first, table).num_rows == 300  # type: ignore[arg-type]
     assert _frames(np.frombuffer(whole, np.uint8), 0, -1, -1) == (len(whole), first, -1, ord("I"))
+    walked = (0, -1, -1, -1)  # as copy_out walks it, read by read: here 7 bytes at a time
+    for end in range(7, len(whole) + 7, 7):
+        walked = _frames(np.frombuffer(whole[:end], np.uint8), *walked[:3])
+    assert walked == (len(whole), first, -1, ord("I"))
     for cut in (len(whole) - 40, len(whole) // 2, first + 40):  # inside the rows: no trailer reached
         with pytest.raises(SourceReadError, match="cut short or malformed"):
             decode_messages(memoryview(whole[:cut]), first, table)  # type: ignore[arg-type]

@@ -180,7 +180,7 @@ def test_a_table_written_during_the_transfer_is_copied_as_of_one_moment(pg_url, 
 
 
 _KILL_COPY = """SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity
-WHERE query LIKE '%COPY (%big%' AND pid <> pg_backend_pid() LIMIT 1"""
+WHERE state = 'active' AND query LIKE '%COPY (%big%' AND pid <> pg_backend_pid() LIMIT 1"""
 
 
 def test_a_source_connection_dropped_mid_chunk_is_retried(pg_url, tmp_path):
