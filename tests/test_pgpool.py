@@ -11,6 +11,7 @@ from liftshift.connectors.postgres import PostgresSource, read_binary
 from liftshift.errors import SourceReadError
 from liftshift.ledger import Ledger
 from tests.conftest import write_plan
+from tests.test_pgwire import catalog
 
 _KEPT = """SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
 AND query LIKE '%%COPY (SELECT%%' AND backend_type = 'client backend'"""
@@ -48,6 +49,12 @@ def _sessions(url: str) -> int:
     return counts[-1]
 
 
+def _one_table(url: str, sql: str, name: str) -> object:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql)
+    return catalog(url, name)
+
+
 def test_chunks_are_read_on_kept_connections_which_close_when_the_transfer_ends(pg_url, tmp_path):
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE many (id int PRIMARY KEY, v text)")
@@ -66,11 +73,7 @@ def test_chunks_are_read_on_kept_connections_which_close_when_the_transfer_ends(
 
 
 def test_a_kept_connection_the_server_closed_is_replaced_and_the_read_succeeds(pg_url, monkeypatch):
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE kept AS SELECT g AS id FROM generate_series(1, 3000) g")
-    source = PostgresSource(pg_url, "public")
-    (table,) = source.catalog(["kept"])
-    source.close()
+    table = _one_table(pg_url, "CREATE TABLE kept AS SELECT g AS id FROM generate_series(1, 3000) g", "kept")
     opened = _counting_connects(monkeypatch)
     try:
         assert read_binary(pg_url, "public", table, "", keep=True).num_rows == 3000
@@ -83,17 +86,6 @@ def test_a_kept_connection_the_server_closed_is_replaced_and_the_read_succeeds(p
         assert len(opened) == 2
     finally:
         pgpool.close_idle()
-
-
-def _one_table(url: str, sql: str, name: str) -> object:
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql)
-    source = PostgresSource(url, "public")
-    try:
-        (table,) = source.catalog([name])
-    finally:
-        source.close()
-    return table
 
 
 def test_a_read_that_fails_does_not_keep_its_connection(pg_url):
