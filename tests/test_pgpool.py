@@ -14,7 +14,7 @@ from tests.conftest import write_plan
 from tests.test_pgwire import catalog
 
 _KEPT = """SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
-AND query LIKE '%%COPY (SELECT%%' AND backend_type = 'client backend'"""
+AND query LIKE '%COPY (SELECT%' AND backend_type = 'client backend'"""
 
 
 def _kept_backends(url: str) -> list[int]:
@@ -112,9 +112,8 @@ def test_reads_in_an_exported_snapshot_share_a_kept_connection_and_see_only_the_
             for _ in range(3):
                 assert read_binary(pg_url, "public", table, "", snapshot, keep=True).num_rows == 1000  # type: ignore[arg-type]
             assert len(_kept_backends(pg_url)) == 1
-            with pytest.raises(
-                SourceReadError, match="division by zero"
-            ):  # inside the snapshot's transaction
+            # A failure inside the snapshot's transaction:
+            with pytest.raises(SourceReadError, match="division by zero"):
                 read_binary(pg_url, "public", table, "WHERE 1 / (id - 7) > 0", snapshot, keep=True)  # type: ignore[arg-type]
             assert pgpool.close_idle() == 0
         assert read_binary(pg_url, "public", table, "", keep=True).num_rows == 500  # type: ignore[arg-type]
